@@ -1,0 +1,75 @@
+#!lua
+-- enqueue_dual v1: create one job in the layouts the stage writes, push it on the queue, index it,
+-- and remember the idempotency key, all in one atomic step.
+--
+-- @keys 5
+-- KEYS[1] idempotencyKey  string  "<fingerprint>:<jobId>"; untouched when ARGV[5] is ''
+-- KEYS[2] legacyKey       hash    job:<jobId>; untouched when ARGV[7] is '0'
+-- KEYS[3] newKey          hash    ws:<workspaceId>:job:<jobId>; untouched when ARGV[8] is '0'
+-- KEYS[4] queueKey        list    RPUSH of ARGV[9]
+-- KEYS[5] indexKey        zset    member jobId, score created_at (ms)
+--
+-- ARGV[1] jobId            ARGV[2] workspaceId      ARGV[3] type        ARGV[4] payload (JSON)
+-- ARGV[5] fingerprint of the request ('' = no idempotency key)
+-- ARGV[6] idempotency TTL in seconds
+-- ARGV[7] writeLegacy '1'|'0'                        ARGV[8] writeNew '1'|'0'
+-- ARGV[9] queue entry (the bare jobId while the legacy layout is written, else "<workspaceId>:<jobId>")
+--
+-- Replies (first element is the reply code):
+--   {'CREATED', jobId, createdAtMs}
+--   {'REPLAY', originalJobId}               same idempotency key, same request: nothing written, TTL kept
+--   {'IDEMPOTENCY_CONFLICT', originalJobId} same idempotency key, different request: nothing written
+--   {'DUPLICATE', layout}                   the jobId exists in 'legacy' or 'new': nothing written
+--   {'WRONGTYPE', key, expected, actual}    a key holds another type: nothing written
+--
+-- Every check runs before the first write: Redis keeps the writes a failing script already made.
+-- The shebang (no no-writes flag) makes an over-maxmemory server refuse the call before it starts.
+
+local idempotencyKey, legacyKey, newKey, queueKey, indexKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local jobId, workspaceId, jobType, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local fingerprint, idempotencyTtl = ARGV[5], ARGV[6]
+local writeLegacy, writeNew, queueEntry = ARGV[7] == '1', ARGV[8] == '1', ARGV[9]
+
+local function wrongType(key, expected)
+  local actual = redis.call('TYPE', key)['ok']
+  if actual ~= 'none' and actual ~= expected then
+    return {'WRONGTYPE', key, expected, actual}
+  end
+end
+
+local typeError = (fingerprint ~= '' and wrongType(idempotencyKey, 'string'))
+  or (writeLegacy and wrongType(legacyKey, 'hash'))
+  or (writeNew and wrongType(newKey, 'hash'))
+  or wrongType(queueKey, 'list')
+  or wrongType(indexKey, 'zset')
+if typeError then return typeError end
+
+if fingerprint ~= '' then
+  local remembered = redis.call('GET', idempotencyKey)
+  if remembered then
+    local rememberedFingerprint, originalJobId = string.match(remembered, '^(%x+):(.+)$')
+    if rememberedFingerprint == fingerprint then return {'REPLAY', originalJobId} end
+    return {'IDEMPOTENCY_CONFLICT', originalJobId or ''}
+  end
+end
+
+if writeLegacy and redis.call('EXISTS', legacyKey) == 1 then return {'DUPLICATE', 'legacy'} end
+if writeNew and redis.call('EXISTS', newKey) == 1 then return {'DUPLICATE', 'new'} end
+
+-- All checks passed; from here on only writes.
+local time = redis.call('TIME')
+local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+
+local fields = {
+  'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
+  'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
+}
+if writeLegacy then redis.call('HSET', legacyKey, unpack(fields)) end
+if writeNew then redis.call('HSET', newKey, unpack(fields)) end
+redis.call('RPUSH', queueKey, queueEntry)
+redis.call('ZADD', indexKey, nowMs, jobId)
+if fingerprint ~= '' then
+  redis.call('SET', idempotencyKey, fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)
+end
+
+return {'CREATED', jobId, nowMs}

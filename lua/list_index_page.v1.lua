@@ -1,0 +1,55 @@
+#!lua flags=no-writes
+-- list_index_page v1: one page of a workspace index, newest first, strictly after a cursor.
+-- The index orders jobs by (created_at, jobId); reading newest first reverses both.
+--
+-- @keys 1
+-- KEYS[1] indexKey  zset  ws:<workspaceId>:jobs, member jobId, score created_at (ms)
+--
+-- ARGV[1] count (1..1001)
+-- ARGV[2] cursor score ('' = from the newest job)
+-- ARGV[3] cursor jobId: the last job of the previous page
+--
+-- Replies (first element is the reply code):
+--   {'OK', {jobId, score, jobId, score, ...}}  at most count entries
+--   {'WRONGTYPE', key, 'zset', actual}
+--
+-- When the cursor's job is still indexed with the same score, its rank places the page exactly.
+-- When it is gone, the page starts after every entry ranked above (score, jobId); counting entries
+-- that share the cursor's millisecond is capped at 1000 so the call stays bounded.
+
+local indexKey, count = KEYS[1], tonumber(ARGV[1])
+local cursorScore, cursorJobId = ARGV[2], ARGV[3]
+if not count or count < 1 or count > 1001 then
+  return redis.error_reply('ERR list_index_page count must be 1..1001')
+end
+
+local actualType = redis.call('TYPE', indexKey)['ok']
+if actualType ~= 'none' and actualType ~= 'zset' then
+  return {'WRONGTYPE', indexKey, 'zset', actualType}
+end
+
+-- Byte order, as Redis orders members; Lua's own string comparison follows the server's locale.
+local function sortsAfter(a, b)
+  for i = 1, math.min(#a, #b) do
+    local x, y = a:byte(i), b:byte(i)
+    if x ~= y then return x > y end
+  end
+  return #a > #b
+end
+
+local start = 0
+if cursorScore ~= '' then
+  local rank = redis.call('ZREVRANK', indexKey, cursorJobId)
+  local score = rank and redis.call('ZSCORE', indexKey, cursorJobId)
+  if rank and tonumber(score) == tonumber(cursorScore) then
+    start = rank + 1
+  else
+    start = redis.call('ZCOUNT', indexKey, '(' .. cursorScore, '+inf')
+    local sameMillisecond = redis.call('ZRANGE', indexKey, cursorScore, cursorScore, 'BYSCORE', 'LIMIT', 0, 1000)
+    for _, jobId in ipairs(sameMillisecond) do
+      if sortsAfter(jobId, cursorJobId) then start = start + 1 end
+    end
+  end
+end
+
+return {'OK', redis.call('ZRANGE', indexKey, start, start + count - 1, 'REV', 'WITHSCORES')}

@@ -1,0 +1,95 @@
+#!lua flags=no-writes
+-- read_with_fallback v1: read jobs of one workspace from the stage's read origin, fall back to the
+-- legacy layout, and compare the two layouts, in one consistent snapshot. Reads only: it may run on
+-- replicas and while the server is over maxmemory.
+--
+-- @keys 2 per job (at most 1000 jobs per call)
+-- KEYS[2i-1] legacyKey  hash  job:<jobId>
+-- KEYS[2i]   newKey     hash  ws:<workspaceId>:job:<jobId>
+--
+-- ARGV[1] workspaceId
+-- ARGV[2] origin 'legacy'|'new': the layout whose record is returned
+-- ARGV[3] fallback '1'|'0': when origin is 'new' and the new record is absent, return the legacy one
+-- ARGV[4] compare  '1'|'0': read the other layout too and report how it differs
+--
+-- Replies (first element is the reply code):
+--   {'OK', jobs}                          jobs: one entry per job, in KEYS order (below)
+--   {'WRONGTYPE', key, 'hash', actual}    a key the call would read holds another type
+-- Each job entry: {source, fields, divergence, differingFields}
+--   source           'new' | 'legacy' | '' (not found)
+--   fields           flat HGETALL of the returned record ({} when not found)
+--   divergence       '' | 'missing_new' | 'missing_legacy' | 'field_mismatch' (only when comparing)
+--   differingFields  names of the fields whose values differ, sorted
+--
+-- A legacy key is global (job:<jobId>): a legacy record whose workspace_id is another workspace's
+-- is treated as absent, so no workspace ever reads another's job through the legacy layout.
+
+if #KEYS == 0 or #KEYS > 2000 or #KEYS % 2 ~= 0 then
+  return redis.error_reply('ERR read_with_fallback takes 1 to 1000 (legacyKey, newKey) pairs')
+end
+
+local workspaceId, origin = ARGV[1], ARGV[2]
+local fallback, compare = ARGV[3] == '1', ARGV[4] == '1'
+local readLegacy = origin == 'legacy' or fallback or compare
+local readNew = origin == 'new' or compare
+
+local function wrongType(key)
+  local actual = redis.call('TYPE', key)['ok']
+  if actual ~= 'none' and actual ~= 'hash' then return {'WRONGTYPE', key, 'hash', actual} end
+end
+
+for i = 1, #KEYS, 2 do
+  local typeError = (readLegacy and wrongType(KEYS[i])) or (readNew and wrongType(KEYS[i + 1]))
+  if typeError then return typeError end
+end
+
+local function readRecord(key, isLegacy)
+  local flat = redis.call('HGETALL', key)
+  if #flat == 0 then return nil end
+  local record = {}
+  for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
+  if isLegacy and record['workspace_id'] ~= workspaceId then return nil end
+  return {flat = flat, byName = record}
+end
+
+local function differingFields(a, b)
+  local names = {}
+  for name, value in pairs(a) do
+    if b[name] ~= value then names[#names + 1] = name end
+  end
+  for name in pairs(b) do
+    if a[name] == nil then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+
+local replies = {}
+for i = 1, #KEYS, 2 do
+  local legacy = readLegacy and readRecord(KEYS[i], true) or nil
+  local new = readNew and readRecord(KEYS[i + 1], false) or nil
+
+  local source, record = '', nil
+  if origin == 'legacy' then
+    if legacy then source, record = 'legacy', legacy end
+  elseif new then
+    source, record = 'new', new
+  elseif fallback and legacy then
+    source, record = 'legacy', legacy
+  end
+
+  local divergence, differing = '', {}
+  if compare then
+    if legacy and not new then
+      divergence = 'missing_new'
+    elseif new and not legacy then
+      divergence = 'missing_legacy'
+    elseif legacy and new then
+      differing = differingFields(legacy.byName, new.byName)
+      if #differing > 0 then divergence = 'field_mismatch' end
+    end
+  end
+
+  replies[#replies + 1] = {source, record and record.flat or {}, divergence, differing}
+end
+return {'OK', replies}

@@ -1,0 +1,96 @@
+#!lua
+-- update_status_dual v1: set a job's status in every layout the stage writes, or in none.
+--
+-- @keys 3
+-- KEYS[1] legacyKey  hash  job:<jobId>; neither read nor written when ARGV[5] is '0'
+-- KEYS[2] newKey     hash  ws:<workspaceId>:job:<jobId>; neither read nor written when ARGV[6] is '0'
+-- KEYS[3] indexKey   zset  gains the job when a repair copies a legacy-only job into the new layout
+--
+-- ARGV[1] workspaceId   ARGV[2] jobId   ARGV[3] status
+-- ARGV[4] expectedStatus ('' = no compare-and-set)
+-- ARGV[5] writeLegacy '1'|'0'   ARGV[6] writeNew '1'|'0'
+-- ARGV[7] authority 'legacy'|'new': the stage's read origin, against which expectedStatus is compared
+--
+-- Replies (first element is the reply code):
+--   {'UPDATED', previousStatus, repaired, updatedAtMs}   repaired: 'none' | 'new' | 'legacy'
+--   {'NOT_FOUND'}                        no record of this workspace in the layouts the stage reads
+--   {'STATUS_CONFLICT', actualStatus}    expectedStatus did not match: nothing written
+--   {'JOB_ID_COLLISION'}                 job:<jobId> belongs to another workspace, and writing it
+--                                        would destroy that job: nothing written
+--   {'WRONGTYPE', key, expected, actual} a key holds another type: nothing written
+--
+-- Repairs happen only when the stage writes both layouts: a job that exists in one layout only is
+-- copied (all its fields) to the other before the update, so both layouts end equal.
+-- Every check runs before the first write: Redis keeps the writes a failing script already made.
+
+local legacyKey, newKey, indexKey = KEYS[1], KEYS[2], KEYS[3]
+local workspaceId, jobId, status, expectedStatus = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
+local writeLegacy, writeNew, authority = ARGV[5] == '1', ARGV[6] == '1', ARGV[7]
+local writeBoth = writeLegacy and writeNew
+
+local function wrongType(key, expected)
+  local actual = redis.call('TYPE', key)['ok']
+  if actual ~= 'none' and actual ~= expected then
+    return {'WRONGTYPE', key, expected, actual}
+  end
+end
+
+local typeError = (writeLegacy and wrongType(legacyKey, 'hash'))
+  or (writeNew and wrongType(newKey, 'hash'))
+  or (writeBoth and wrongType(indexKey, 'zset'))
+if typeError then return typeError end
+
+-- A legacy key is global (job:<jobId>): it counts as this workspace's only when its record says so.
+local legacyState = 'absent'
+if writeLegacy and redis.call('EXISTS', legacyKey) == 1 then
+  if redis.call('HGET', legacyKey, 'workspace_id') == workspaceId then
+    legacyState = 'ours'
+  else
+    legacyState = 'foreign'
+  end
+end
+local newExists = writeNew and redis.call('EXISTS', newKey) == 1
+
+-- The source is the record the update starts from; a repair copies it to the layout that lacks it.
+local sourceKey, repaired = nil, 'none'
+if writeBoth then
+  if legacyState == 'foreign' then
+    if newExists then return {'JOB_ID_COLLISION'} end
+    return {'NOT_FOUND'}
+  end
+  if legacyState == 'ours' and newExists then
+    sourceKey = (authority == 'legacy') and legacyKey or newKey
+  elseif legacyState == 'ours' then
+    sourceKey, repaired = legacyKey, 'new'
+  elseif newExists then
+    sourceKey, repaired = newKey, 'legacy'
+  end
+elseif writeLegacy then
+  if legacyState == 'ours' then sourceKey = legacyKey end
+elseif newExists then
+  sourceKey = newKey
+end
+if not sourceKey then return {'NOT_FOUND'} end
+
+local previousStatus = redis.call('HGET', sourceKey, 'status') or ''
+if expectedStatus ~= '' and previousStatus ~= expectedStatus then
+  return {'STATUS_CONFLICT', previousStatus}
+end
+
+-- All checks passed; from here on only writes.
+local time = redis.call('TIME')
+local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+
+if repaired == 'new' then
+  redis.call('HSET', newKey, unpack(redis.call('HGETALL', legacyKey)))
+  local createdAt = redis.call('HGET', legacyKey, 'created_at')
+  if not tonumber(createdAt) then createdAt = nowMs end
+  redis.call('ZADD', indexKey, 'NX', createdAt, jobId)
+elseif repaired == 'legacy' then
+  redis.call('HSET', legacyKey, unpack(redis.call('HGETALL', newKey)))
+end
+
+if writeLegacy then redis.call('HSET', legacyKey, 'status', status, 'updated_at', nowMs) end
+if writeNew then redis.call('HSET', newKey, 'status', status, 'updated_at', nowMs) end
+
+return {'UPDATED', previousStatus, repaired, nowMs}

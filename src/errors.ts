@@ -1,0 +1,145 @@
+/**
+ * Every error the package raises on purpose extends DualWriteError and carries a stable `code`.
+ * Callers branch on `code` (or `instanceof`), never on the message, which may be reworded.
+ */
+export type ErrorCode =
+  | 'VALIDATION'
+  | 'NOT_FOUND'
+  | 'DUPLICATE_JOB'
+  | 'IDEMPOTENCY_CONFLICT'
+  | 'STATUS_CONFLICT'
+  | 'JOB_ID_COLLISION'
+  | 'KEY_TYPE'
+  | 'OUT_OF_MEMORY'
+  | 'SCRIPT_MISMATCH'
+  | 'REDIS_UNAVAILABLE'
+  | 'UNSUPPORTED_REDIS';
+
+export abstract class DualWriteError extends Error {
+  abstract readonly code: ErrorCode;
+
+  constructor(message: string, options?: { cause?: unknown }) {
+    super(message, options);
+    this.name = new.target.name;
+  }
+}
+
+/** Bad input, found before anything is sent to Redis. `rule` is a stable machine-readable name. */
+export class ValidationError extends DualWriteError {
+  readonly code = 'VALIDATION' as const;
+  constructor(
+    readonly field: string,
+    readonly rule: string,
+    message: string,
+  ) {
+    super(`${field}: ${message} (rule: ${rule})`);
+  }
+}
+
+export class NotFoundError extends DualWriteError {
+  readonly code = 'NOT_FOUND' as const;
+  constructor(
+    readonly workspaceId: string,
+    readonly jobId: string,
+  ) {
+    super(`job ${jobId} not found in workspace ${workspaceId}`);
+  }
+}
+
+export class DuplicateJobError extends DualWriteError {
+  readonly code = 'DUPLICATE_JOB' as const;
+  constructor(
+    readonly workspaceId: string,
+    readonly jobId: string,
+    /** The layout in which the jobId already exists. */
+    readonly layout: 'legacy' | 'new',
+  ) {
+    super(`job ${jobId} already exists in the ${layout} layout; nothing was written`);
+  }
+}
+
+export class IdempotencyConflictError extends DualWriteError {
+  readonly code = 'IDEMPOTENCY_CONFLICT' as const;
+  constructor(
+    readonly workspaceId: string,
+    readonly idempotencyKey: string,
+    /** The job the key was first used for. */
+    readonly originalJobId: string,
+  ) {
+    super(
+      `idempotency key ${idempotencyKey} was used for job ${originalJobId} with a different ` +
+        `request (type, payload or jobId); nothing was written`,
+    );
+  }
+}
+
+export class StatusConflictError extends DualWriteError {
+  readonly code = 'STATUS_CONFLICT' as const;
+  constructor(
+    readonly jobId: string,
+    readonly expected: string,
+    readonly actual: string,
+  ) {
+    super(`job ${jobId} has status ${actual}, expected ${expected}; nothing was written`);
+  }
+}
+
+/**
+ * The legacy key job:<jobId> is global and holds another workspace's job. Writing it would destroy
+ * that job, so the update is refused whole.
+ */
+export class JobIdCollisionError extends DualWriteError {
+  readonly code = 'JOB_ID_COLLISION' as const;
+  constructor(
+    readonly workspaceId: string,
+    readonly jobId: string,
+  ) {
+    super(`legacy key of job ${jobId} belongs to another workspace; nothing was written`);
+  }
+}
+
+export class KeyTypeError extends DualWriteError {
+  readonly code = 'KEY_TYPE' as const;
+  constructor(
+    readonly key: string,
+    readonly expectedType: string,
+    readonly actualType: string,
+  ) {
+    super(`key ${key} holds a ${actualType}, expected a ${expectedType}; nothing was written`);
+  }
+}
+
+export class OutOfMemoryError extends DualWriteError {
+  readonly code = 'OUT_OF_MEMORY' as const;
+  constructor(cause: unknown) {
+    super('Redis is over maxmemory and refused the write before it started; nothing was written', {
+      cause,
+    });
+  }
+}
+
+/** Redis holds a different script under a name's sha1 than the manifest says: a corrupt deploy. */
+export class ScriptMismatchError extends DualWriteError {
+  readonly code = 'SCRIPT_MISMATCH' as const;
+  constructor(
+    readonly script: string,
+    readonly expectedSha1: string,
+    readonly actualSha1: string,
+  ) {
+    super(`script ${script}: Redis returned sha1 ${actualSha1}, the manifest says ${expectedSha1}`);
+  }
+}
+
+export class RedisUnavailableError extends DualWriteError {
+  readonly code = 'REDIS_UNAVAILABLE' as const;
+  constructor(message: string, cause?: unknown) {
+    super(message, { cause });
+  }
+}
+
+export class UnsupportedRedisError extends DualWriteError {
+  readonly code = 'UNSUPPORTED_REDIS' as const;
+  constructor(readonly version: string) {
+    super(`Redis ${version} is not supported: redis-dual-write needs Redis 7.0 or later`);
+  }
+}

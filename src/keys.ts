@@ -1,0 +1,56 @@
+import { ValidationError } from './errors';
+
+/**
+ * Ids become parts of key names, so they are checked against a whitelist first: ':' could make two
+ * keys collide, '{' '}' would move a key to another cluster slot, '* ? [ ] \' are SCAN MATCH globs.
+ */
+export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
+export const JOB_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
+export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
+/** Braces are allowed so a prefix like "{jobs}:" can pin every key to one cluster slot. */
+export const KEY_PREFIX_PATTERN = /^[A-Za-z0-9._:{}-]{0,64}$/;
+
+export function checkPattern(field: string, value: unknown, pattern: RegExp): string {
+  if (typeof value !== 'string') {
+    throw new ValidationError(field, 'type', `must be a string, got ${describe(value)}`);
+  }
+  if (!pattern.test(value)) {
+    throw new ValidationError(field, 'format', `must match ${pattern.source}`);
+  }
+  return value;
+}
+
+export function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  return typeof value;
+}
+
+/** Where each record lives. Builders receive validated ids only. */
+export interface KeyLayout {
+  legacyJob(jobId: string): string;
+  newJob(workspaceId: string, jobId: string): string;
+  queue(queueName: string): string;
+  idempotency(workspaceId: string, idempotencyKey: string): string;
+  workspaceIndex(workspaceId: string): string;
+}
+
+export function defaultLayout(keyPrefix: string): KeyLayout {
+  return {
+    legacyJob: (jobId) => `${keyPrefix}job:${jobId}`,
+    newJob: (workspaceId, jobId) => `${keyPrefix}ws:${workspaceId}:job:${jobId}`,
+    queue: (queueName) => `${keyPrefix}queue:${queueName}`,
+    idempotency: (workspaceId, key) => `${keyPrefix}ws:${workspaceId}:idem:${key}`,
+    workspaceIndex: (workspaceId) => `${keyPrefix}ws:${workspaceId}:jobs`,
+  };
+}
+
+/**
+ * A queue entry is the bare jobId while the legacy layout is written, so consumers of the legacy
+ * layout keep working. Once it is not (stage complete), the entry is "<workspaceId>:<jobId>": ids
+ * never contain ':', so a consumer tells the two forms apart and finds the new record from either.
+ */
+export function queueEntry(writeLegacy: boolean, workspaceId: string, jobId: string): string {
+  return writeLegacy ? jobId : `${workspaceId}:${jobId}`;
+}

@@ -1,0 +1,467 @@
+import { createHash, randomUUID } from 'node:crypto';
+import type { Registry } from 'prom-client';
+import { DualWriteError, RedisUnavailableError, UnsupportedRedisError, ValidationError } from './errors';
+import { decodeJob, type Job } from './job';
+import {
+  checkPattern,
+  defaultLayout,
+  ID_PATTERN,
+  IDEMPOTENCY_KEY_PATTERN,
+  JOB_TYPE_PATTERN,
+  KEY_PREFIX_PATTERN,
+  QUEUE_NAME_PATTERN,
+  queueEntry,
+  type KeyLayout,
+} from './keys';
+import { errorForReply } from './scripts/replies';
+import { ScriptRegistry, type PreloadedScript, type RedisClient } from './scripts/registry';
+import { assertStage, planFor, type Stage, type StagePlan } from './stages';
+import { discardedMetrics, metricsFor, type Metrics, type Operation } from './telemetry';
+import {
+  canonicalJson,
+  checkInteger,
+  checkObject,
+  checkStatus,
+  serialisePayload,
+  type JobStatus,
+} from './validation';
+
+export interface Logger {
+  debug(message: string, fields?: Record<string, unknown>): void;
+  info(message: string, fields?: Record<string, unknown>): void;
+  warn(message: string, fields?: Record<string, unknown>): void;
+  error(message: string, fields?: Record<string, unknown>): void;
+}
+
+export interface DualWriteQueueOptions {
+  /** An ioredis client the caller owns: the queue never closes it. */
+  redis: RedisClient;
+  queueName?: string;
+  stage: Stage;
+  keyPrefix?: string;
+  idempotencyTtlSeconds?: number;
+  maxPayloadBytes?: number;
+  metrics?: { registry: Registry } | false;
+  logger?: Logger;
+}
+
+export interface EnqueueInput {
+  workspaceId: string;
+  type: string;
+  payload: unknown;
+  idempotencyKey?: string;
+  jobId?: string;
+}
+export interface EnqueueResult {
+  jobId: string;
+  /** false when an idempotent replay returned the original job and nothing was written. */
+  created: boolean;
+}
+
+export interface UpdateStatusInput {
+  workspaceId: string;
+  jobId: string;
+  status: JobStatus;
+  expectedStatus?: JobStatus;
+}
+export interface UpdateStatusResult {
+  jobId: string;
+  previousStatus: JobStatus;
+  status: JobStatus;
+  /** The layout an update had to restore the job into first, if any. */
+  repaired: 'none' | 'new' | 'legacy';
+}
+
+export interface GetJobInput {
+  workspaceId: string;
+  jobId: string;
+}
+
+export interface ListJobsInput {
+  workspaceId: string;
+  status?: JobStatus;
+  limit?: number;
+  cursor?: string | null;
+}
+export interface ListJobsResult {
+  jobs: Job[];
+  /** Pass it back to get the next page; null when the index holds nothing further. */
+  nextCursor: string | null;
+}
+
+export interface ReadyOptions {
+  /** How long to wait for Redis to answer before failing with RedisUnavailableError. */
+  timeoutMs?: number;
+}
+
+export const DEFAULTS = {
+  queueName: 'default',
+  keyPrefix: '',
+  idempotencyTtlSeconds: 86_400,
+  maxPayloadBytes: 1024 * 1024,
+  listLimit: 50,
+  readyTimeoutMs: 5_000,
+} as const;
+export const MAX_LIST_LIMIT = 1000;
+/** listJobs examines at most this many index pages per call, so a status filter stays bounded. */
+const LIST_PAGES_PER_CALL = 5;
+
+const SCRIPT = {
+  enqueue: 'enqueue_dual.v1',
+  updateStatus: 'update_status_dual.v1',
+  read: 'read_with_fallback.v1',
+  listPage: 'list_index_page.v1',
+} as const;
+
+const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The service-facing API. Each call validates its input, builds the keys, takes the current
+ * stage's plan, and runs one script: nothing below this class knows about stages.
+ */
+export class DualWriteQueue {
+  readonly queueName: string;
+  private currentStage: Stage;
+  private readonly redis: RedisClient;
+  private readonly keys: KeyLayout;
+  private readonly idempotencyTtlSeconds: number;
+  private readonly maxPayloadBytes: number;
+  private readonly metrics: Metrics;
+  private readonly logger: Logger;
+  private readonly scripts: ScriptRegistry;
+
+  constructor(options: DualWriteQueueOptions) {
+    const o = checkObject('options', options);
+    rejectUnknownFields('options', o, [
+      'redis', 'queueName', 'stage', 'keyPrefix', 'idempotencyTtlSeconds', 'maxPayloadBytes', 'metrics', 'logger',
+    ]);
+    if (typeof (o.redis as RedisClient | undefined)?.evalsha !== 'function') {
+      throw new ValidationError('redis', 'type', 'must be an ioredis Redis or Cluster client');
+    }
+    this.redis = o.redis as RedisClient;
+    this.queueName = checkPattern('queueName', o.queueName ?? DEFAULTS.queueName, QUEUE_NAME_PATTERN);
+    this.currentStage = assertStage(o.stage);
+    this.keys = defaultLayout(checkPattern('keyPrefix', o.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN));
+    this.idempotencyTtlSeconds = checkInteger(
+      'idempotencyTtlSeconds', o.idempotencyTtlSeconds ?? DEFAULTS.idempotencyTtlSeconds, 1, 2 ** 31 - 1,
+    );
+    this.maxPayloadBytes = checkInteger(
+      'maxPayloadBytes', o.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes, 2, 512 * 1024 * 1024,
+    );
+    this.metrics = options.metrics === false ? discardedMetrics() : metricsFor(options.metrics?.registry);
+    this.logger = options.logger ?? SILENT;
+    this.scripts = new ScriptRegistry(this.redis, (script) => {
+      this.metrics.scriptReloads.inc({ script: script.id });
+      this.logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', {
+        script: script.id,
+      });
+    });
+  }
+
+  get stage(): Stage {
+    return this.currentStage;
+  }
+
+  /** Takes effect for calls made from now on; a call in flight keeps the stage it started with. */
+  setStage(stage: Stage): void {
+    const next = assertStage(stage);
+    if (next !== this.currentStage) {
+      this.logger.info('redis-dual-write: stage changed', { from: this.currentStage, to: next });
+      this.currentStage = next;
+    }
+  }
+
+  /** Checks the server is Redis 7.0 or later and preloads every script, proving each sha1. */
+  async ready(options: ReadyOptions = {}): Promise<PreloadedScript[]> {
+    const timeoutMs = checkInteger('timeoutMs', options.timeoutMs ?? DEFAULTS.readyTimeoutMs, 1, 3_600_000);
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(
+        () => reject(new RedisUnavailableError(`Redis did not answer within ${timeoutMs} ms (client status: ${this.redis.status})`)),
+        timeoutMs,
+      );
+    });
+    try {
+      return await Promise.race([this.checkServer(), timeout]);
+    } catch (error) {
+      if (error instanceof DualWriteError) throw error;
+      throw new RedisUnavailableError(`Redis refused the readiness check: ${(error as Error).message}`, error);
+    } finally {
+      clearTimeout(timer);
+    }
+  }
+
+  private async checkServer(): Promise<PreloadedScript[]> {
+    const info = String(await this.redis.info('server'));
+    const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
+    if (!(Number(version.split('.')[0]) >= 7)) throw new UnsupportedRedisError(version);
+    return this.scripts.preload();
+  }
+
+  async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
+    return this.observe(
+      'enqueue',
+      async () => {
+        const request = checkObject('input', input);
+        rejectUnknownFields('input', request, ['workspaceId', 'type', 'payload', 'idempotencyKey', 'jobId']);
+        const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+        const type = checkPattern('type', request.type, JOB_TYPE_PATTERN);
+        const givenJobId = optional(request.jobId, (v) => checkPattern('jobId', v, ID_PATTERN));
+        const idempotencyKey = optional(request.idempotencyKey, (v) =>
+          checkPattern('idempotencyKey', v, IDEMPOTENCY_KEY_PATTERN),
+        );
+        const payload = serialisePayload(request.payload, this.maxPayloadBytes);
+        const jobId = givenJobId ?? randomUUID();
+        const plan = this.plan();
+        const indexKey = this.keys.workspaceIndex(workspaceId);
+
+        const reply = await this.scripts.run(
+          SCRIPT.enqueue,
+          [
+            // Without an idempotency key the script never touches KEYS[1]; the index key stands in
+            // so every key of the call still belongs to this workspace (and its cluster slot).
+            idempotencyKey ? this.keys.idempotency(workspaceId, idempotencyKey) : indexKey,
+            this.keys.legacyJob(jobId),
+            this.keys.newJob(workspaceId, jobId),
+            this.keys.queue(this.queueName),
+            indexKey,
+          ],
+          [
+            jobId,
+            workspaceId,
+            type,
+            payload,
+            idempotencyKey ? fingerprint(type, givenJobId, request.payload) : '',
+            this.idempotencyTtlSeconds,
+            flag(plan.writeLegacy),
+            flag(plan.writeNew),
+            queueEntry(plan.writeLegacy, workspaceId, jobId),
+          ],
+        );
+        if (reply[0] === 'CREATED') return { jobId, created: true };
+        if (reply[0] === 'REPLAY') {
+          this.logger.debug('redis-dual-write: idempotent replay', { operation: 'enqueue' });
+          return { jobId: String(reply[1]), created: false };
+        }
+        throw errorForReply(reply, { workspaceId, jobId, idempotencyKey });
+      },
+      (result) => (result.created ? 'ok' : 'replay'),
+    );
+  }
+
+  async updateStatus(input: UpdateStatusInput): Promise<UpdateStatusResult> {
+    return this.observe('update_status', async () => {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'status', 'expectedStatus']);
+      const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+      const jobId = checkPattern('jobId', request.jobId, ID_PATTERN);
+      const status = checkStatus('status', request.status);
+      const expectedStatus = optional(request.expectedStatus, (v) => checkStatus('expectedStatus', v));
+      const plan = this.plan();
+
+      const reply = await this.scripts.run(
+        SCRIPT.updateStatus,
+        [this.keys.legacyJob(jobId), this.keys.newJob(workspaceId, jobId), this.keys.workspaceIndex(workspaceId)],
+        [
+          workspaceId,
+          jobId,
+          status,
+          expectedStatus ?? '',
+          flag(plan.writeLegacy),
+          flag(plan.writeNew),
+          plan.readFrom,
+        ],
+      );
+      if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus });
+      const repaired = String(reply[2]) as UpdateStatusResult['repaired'];
+      if (repaired !== 'none') {
+        this.metrics.repairs.inc({ target: repaired });
+        this.logger.warn('redis-dual-write: job existed in one layout only; update restored it', {
+          target: repaired,
+          stage: this.currentStage,
+        });
+      }
+      return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired };
+    });
+  }
+
+  async getJob(input: GetJobInput): Promise<Job | null> {
+    return this.observe(
+      'get_job',
+      async () => {
+        const request = checkObject('input', input);
+        rejectUnknownFields('input', request, ['workspaceId', 'jobId']);
+        const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+        const jobId = checkPattern('jobId', request.jobId, ID_PATTERN);
+        const [job] = await this.readJobs('get_job', workspaceId, [jobId], this.plan());
+        return job;
+      },
+      (job) => (job ? 'ok' : 'not_found'),
+    );
+  }
+
+  /**
+   * Newest first, from the workspace index. Each call reads at most LIST_PAGES_PER_CALL index pages
+   * of `limit` entries, so with a status filter a page can hold fewer than `limit` jobs while
+   * nextCursor is still set: keep paging until nextCursor is null.
+   */
+  async listJobs(input: ListJobsInput): Promise<ListJobsResult> {
+    return this.observe('list_jobs', async () => {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['workspaceId', 'status', 'limit', 'cursor']);
+      const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+      const status = optional(request.status, (v) => checkStatus('status', v));
+      const limit = checkInteger('limit', request.limit ?? DEFAULTS.listLimit, 1, MAX_LIST_LIMIT);
+      let cursor = optional(request.cursor, decodeCursor);
+      const plan = this.plan();
+      const indexKey = this.keys.workspaceIndex(workspaceId);
+      const jobs: Job[] = [];
+
+      for (let page = 0; page < LIST_PAGES_PER_CALL; page++) {
+        const entries = await this.indexPage(indexKey, cursor, limit + 1);
+        const more = entries.length > limit;
+        const examined = entries.slice(0, limit);
+        const records = await this.readJobs('list_jobs', workspaceId, examined.map((e) => e.jobId), plan);
+        for (let i = 0; i < examined.length; i++) {
+          cursor = examined[i];
+          const job = records[i];
+          if (!job) {
+            this.metrics.divergences.inc({ kind: 'index_orphan' });
+            this.logger.warn('redis-dual-write: index entry without a readable job record', {
+              stage: this.currentStage,
+              layout: plan.readFrom,
+            });
+            continue;
+          }
+          if (status && job.status !== status) continue;
+          jobs.push(job);
+          if (jobs.length === limit) {
+            return { jobs, nextCursor: more || i < examined.length - 1 ? encodeCursor(cursor) : null };
+          }
+        }
+        if (!more) return { jobs, nextCursor: null };
+      }
+      return { jobs, nextCursor: cursor ? encodeCursor(cursor) : null };
+    });
+  }
+
+  private plan(): StagePlan {
+    return planFor(this.currentStage);
+  }
+
+  private async indexPage(indexKey: string, cursor: IndexEntry | undefined, count: number): Promise<IndexEntry[]> {
+    const reply = await this.scripts.run(
+      SCRIPT.listPage,
+      [indexKey],
+      [count, cursor?.score ?? '', cursor?.jobId ?? ''],
+    );
+    if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
+    const flat = reply[1] as string[];
+    const entries: IndexEntry[] = [];
+    for (let i = 0; i < flat.length; i += 2) entries.push({ jobId: flat[i], score: flat[i + 1] });
+    return entries;
+  }
+
+  /** Reads jobs through the stage's plan, counting and logging every fallback and divergence. */
+  private async readJobs(
+    operation: Operation,
+    workspaceId: string,
+    jobIds: readonly string[],
+    plan: StagePlan,
+  ): Promise<(Job | null)[]> {
+    if (jobIds.length === 0) return [];
+    const keys: string[] = [];
+    for (const jobId of jobIds) keys.push(this.keys.legacyJob(jobId), this.keys.newJob(workspaceId, jobId));
+    const reply = await this.scripts.run(SCRIPT.read, keys, [
+      workspaceId,
+      plan.readFrom,
+      flag(plan.fallback),
+      flag(plan.compare),
+    ]);
+    if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId, jobId: '' });
+
+    return (reply[1] as [string, string[], string, string[]][]).map(([source, fields, divergence, differing], i) => {
+      if (divergence) {
+        this.metrics.divergences.inc({ kind: divergence });
+        this.logger.warn('redis-dual-write: layouts differ', {
+          operation,
+          kind: divergence,
+          differingFields: differing,
+          stage: this.currentStage,
+        });
+      }
+      if (!source) return null;
+      if (source === 'legacy' && plan.readFrom === 'new') {
+        this.metrics.readFallbacks.inc({ operation });
+        this.logger.info('redis-dual-write: read fell back to the legacy layout', { operation, stage: this.currentStage });
+      }
+      const { job, corrupt } = decodeJob({ jobId: jobIds[i], source: source as Job['source'], fields });
+      if (corrupt) {
+        this.metrics.divergences.inc({ kind: 'corrupt_record' });
+        this.logger.warn('redis-dual-write: job payload is not JSON; returned as text', { operation, source });
+      }
+      return job;
+    });
+  }
+
+  /** Counts and times one operation; the outcome is 'ok', a result-specific label, or an error code. */
+  private async observe<T>(operation: Operation, work: () => Promise<T>, outcomeOf: (result: T) => string = () => 'ok'): Promise<T> {
+    const started = process.hrtime.bigint();
+    let outcome = 'error';
+    try {
+      const result = await work();
+      outcome = outcomeOf(result);
+      return result;
+    } catch (error) {
+      if (error instanceof DualWriteError) outcome = error.code.toLowerCase();
+      throw error;
+    } finally {
+      this.metrics.operations.inc({ operation, outcome });
+      this.metrics.duration.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
+    }
+  }
+}
+
+interface IndexEntry {
+  jobId: string;
+  score: string;
+}
+
+function flag(value: boolean): string {
+  return value ? '1' : '0';
+}
+
+/** undefined and null both mean "not given". */
+function optional<T>(value: unknown, check: (value: unknown) => T): T | undefined {
+  return value === undefined || value === null ? undefined : check(value);
+}
+
+/** A misspelt option (say `expectStatus`) would silently drop a guarantee, so it is refused. */
+function rejectUnknownFields(field: string, value: Record<string, unknown>, known: readonly string[]): void {
+  for (const name of Object.keys(value)) {
+    if (!known.includes(name)) {
+      throw new ValidationError(`${field}.${name}`, 'unknown-field', `is not a known field (known: ${known.join(', ')})`);
+    }
+  }
+}
+
+/** Same key, same request: the request is the type, the caller's jobId, and the canonical payload. */
+function fingerprint(type: string, givenJobId: string | undefined, payload: unknown): string {
+  return createHash('sha256')
+    .update(`${type}\n${givenJobId ?? ''}\n${canonicalJson(payload)}`)
+    .digest('hex')
+    .slice(0, 32);
+}
+
+const CURSOR = /^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?):([A-Za-z0-9_-]{1,64})$/;
+
+function encodeCursor(entry: IndexEntry): string {
+  return Buffer.from(`${entry.score}:${entry.jobId}`, 'utf8').toString('base64url');
+}
+
+function decodeCursor(value: unknown): IndexEntry {
+  const text = typeof value === 'string' ? Buffer.from(value, 'base64url').toString('utf8') : '';
+  const match = CURSOR.exec(text);
+  if (!match) throw new ValidationError('cursor', 'format', 'must be a nextCursor that listJobs returned');
+  return { score: match[1], jobId: match[2] };
+}

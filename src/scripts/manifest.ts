@@ -1,0 +1,79 @@
+import { createHash } from 'node:crypto';
+import { readdirSync, readFileSync } from 'node:fs';
+import { join, resolve } from 'node:path';
+
+/** lua/ sits at the package root, two levels above both src/scripts and dist/scripts. */
+export const LUA_DIR = resolve(__dirname, '..', '..', 'lua');
+export const MANIFEST_PATH = join(LUA_DIR, 'manifest.json');
+
+/** One script file as the manifest records it. */
+export interface ManifestEntry {
+  /** "<name>.v<version>", the id code calls the script by. */
+  id: string;
+  name: string;
+  version: number;
+  file: string;
+  /** sha1 of the file's exact bytes: what EVALSHA sends and SCRIPT LOAD returns. */
+  sha1: string;
+  /** Number of KEYS per call, or per job when `keysPerJob` is true (batch scripts). */
+  keys: number;
+  keysPerJob: boolean;
+}
+
+export interface LoadedScript extends ManifestEntry {
+  body: string;
+}
+
+const FILE_NAME = /^([a-z][a-z0-9_]*)\.v([1-9][0-9]*)\.lua$/;
+const KEYS_LINE = /^-- @keys (\d+)( per job)?/m;
+
+export function sha1(text: string): string {
+  return createHash('sha1').update(text, 'utf8').digest('hex');
+}
+
+/** Reads a script file's contract from its name and header. */
+export function describeScript(file: string, body: string): ManifestEntry {
+  const name = FILE_NAME.exec(file);
+  if (!name) throw new Error(`lua/${file}: a script file is named <name>.v<N>.lua`);
+  if (!body.startsWith('#!lua')) throw new Error(`lua/${file}: must start with its #!lua line`);
+  const keys = KEYS_LINE.exec(body);
+  if (!keys) throw new Error(`lua/${file}: the header must declare "-- @keys N"`);
+  return {
+    id: `${name[1]}.v${name[2]}`,
+    name: name[1],
+    version: Number(name[2]),
+    file,
+    sha1: sha1(body),
+    keys: Number(keys[1]),
+    keysPerJob: keys[2] !== undefined,
+  };
+}
+
+/** The manifest as the lua/ folder says it should be; `npm run build` writes it. */
+export function buildManifest(dir = LUA_DIR): ManifestEntry[] {
+  return readdirSync(dir)
+    .filter((file) => file.endsWith('.lua'))
+    .sort()
+    .map((file) => describeScript(file, readFileSync(join(dir, file), 'utf8')));
+}
+
+let loaded: Map<string, LoadedScript> | undefined;
+
+/**
+ * The scripts the committed manifest lists, with their bodies. A body whose sha1 differs from the
+ * manifest means the manifest is stale: refuse to start rather than run an unknown script.
+ */
+export function loadScripts(): Map<string, LoadedScript> {
+  if (loaded) return loaded;
+  const manifest = JSON.parse(readFileSync(MANIFEST_PATH, 'utf8')) as ManifestEntry[];
+  const scripts = new Map<string, LoadedScript>();
+  for (const entry of manifest) {
+    const body = readFileSync(join(LUA_DIR, entry.file), 'utf8');
+    if (sha1(body) !== entry.sha1) {
+      throw new Error(`lua/${entry.file} does not match lua/manifest.json: run npm run build`);
+    }
+    scripts.set(entry.id, { ...entry, body });
+  }
+  loaded = scripts;
+  return scripts;
+}

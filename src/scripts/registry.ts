@@ -1,0 +1,62 @@
+import type { Cluster, Redis } from 'ioredis';
+import { ScriptMismatchError } from '../errors';
+import { translateRedisError } from './replies';
+import { loadScripts, type LoadedScript } from './manifest';
+
+export type RedisClient = Redis | Cluster;
+
+export interface PreloadedScript {
+  id: string;
+  sha1: string;
+}
+
+/**
+ * Runs the manifest's scripts with EVALSHA. Redis forgets scripts on restart, failover and SCRIPT
+ * FLUSH; NOSCRIPT then means the script did not run, so one retry with EVAL (which sends the body
+ * and caches it again) is safe, and a flush landing between a load and the retry cannot reach the
+ * caller. Never used inside MULTI or a pipeline, where a NOSCRIPT could not be recovered in order.
+ */
+export class ScriptRegistry {
+  private readonly scripts = loadScripts();
+
+  constructor(
+    private readonly redis: RedisClient,
+    private readonly onReload: (script: LoadedScript) => void,
+  ) {}
+
+  async run(id: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown[]> {
+    const script = this.script(id);
+    try {
+      return (await this.redis.evalsha(script.sha1, keys.length, ...keys, ...args)) as unknown[];
+    } catch (error) {
+      if (!isNoScript(error)) throw translateRedisError(error);
+    }
+    this.onReload(script);
+    try {
+      return (await this.redis.eval(script.body, keys.length, ...keys, ...args)) as unknown[];
+    } catch (error) {
+      throw translateRedisError(error);
+    }
+  }
+
+  /** Loads every script and proves Redis holds each under the manifest's sha1. */
+  async preload(): Promise<PreloadedScript[]> {
+    const preloaded: PreloadedScript[] = [];
+    for (const script of this.scripts.values()) {
+      const sha1 = String(await this.redis.script('LOAD', script.body));
+      if (sha1 !== script.sha1) throw new ScriptMismatchError(script.id, script.sha1, sha1);
+      preloaded.push({ id: script.id, sha1 });
+    }
+    return preloaded;
+  }
+
+  private script(id: string): LoadedScript {
+    const script = this.scripts.get(id);
+    if (!script) throw new Error(`script ${id} is not in lua/manifest.json`);
+    return script;
+  }
+}
+
+function isNoScript(error: unknown): boolean {
+  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+}

@@ -1,0 +1,47 @@
+import {
+  DuplicateJobError,
+  IdempotencyConflictError,
+  JobIdCollisionError,
+  KeyTypeError,
+  NotFoundError,
+  OutOfMemoryError,
+  StatusConflictError,
+} from '../errors';
+
+/** What a reply code needs to become an error the caller can act on. */
+export interface ReplyContext {
+  workspaceId: string;
+  jobId: string;
+  idempotencyKey?: string;
+  expectedStatus?: string;
+}
+
+/**
+ * The one place where a script's refusal becomes a typed error. Every script replies with an array
+ * whose first element is a code; success codes are handled by the caller, the rest land here.
+ */
+export function errorForReply(reply: readonly unknown[], context: ReplyContext): Error {
+  const [code, a, b, c] = reply.map(String);
+  switch (code) {
+    case 'WRONGTYPE':
+      return new KeyTypeError(a, b, c);
+    case 'NOT_FOUND':
+      return new NotFoundError(context.workspaceId, context.jobId);
+    case 'DUPLICATE':
+      return new DuplicateJobError(context.workspaceId, context.jobId, a as 'legacy' | 'new');
+    case 'IDEMPOTENCY_CONFLICT':
+      return new IdempotencyConflictError(context.workspaceId, context.idempotencyKey ?? '', a);
+    case 'STATUS_CONFLICT':
+      return new StatusConflictError(context.jobId, context.expectedStatus ?? '', a);
+    case 'JOB_ID_COLLISION':
+      return new JobIdCollisionError(context.workspaceId, context.jobId);
+    default:
+      return new Error(`unexpected script reply ${JSON.stringify(reply)}`);
+  }
+}
+
+/** Redis refusals that mean something to the caller; anything else passes through unchanged. */
+export function translateRedisError(error: unknown): unknown {
+  if (error instanceof Error && error.message.startsWith('OOM ')) return new OutOfMemoryError(error);
+  return error;
+}

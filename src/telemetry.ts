@@ -1,0 +1,79 @@
+import { Counter, Histogram, Registry, register as globalRegistry } from 'prom-client';
+
+export type Operation = 'enqueue' | 'update_status' | 'get_job' | 'list_jobs';
+
+/** Label values come from small fixed sets only: never a workspace or job id. */
+export interface Metrics {
+  operations: Counter<'operation' | 'outcome'>;
+  duration: Histogram<'operation'>;
+  readFallbacks: Counter<'operation'>;
+  divergences: Counter<'kind'>;
+  repairs: Counter<'target'>;
+  scriptReloads: Counter<'script'>;
+}
+
+/** Redis calls on loopback take tens of microseconds, so the buckets start at 100 µs. */
+const DURATION_BUCKETS = [0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5];
+
+const created = new WeakMap<Registry, Metrics>();
+
+/**
+ * The metrics on one registry, created on first use and shared by every queue on that registry.
+ * A metric another copy of this package already registered is reused, not registered twice.
+ */
+export function metricsFor(registry: Registry = globalRegistry): Metrics {
+  let metrics = created.get(registry);
+  if (!metrics) {
+    metrics = createMetrics(registry);
+    created.set(registry, metrics);
+  }
+  return metrics;
+}
+
+/** Metrics nobody collects, for `metrics: false`: callers keep one code path. */
+export function discardedMetrics(): Metrics {
+  return createMetrics(new Registry());
+}
+
+function createMetrics(registry: Registry): Metrics {
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+    (registry.getSingleMetric(name) as Counter<L> | undefined) ??
+    new Counter({ name, help, labelNames, registers: [registry] });
+  const durationName = 'dualwrite_operation_duration_seconds';
+  return {
+    operations: counter(
+      'dualwrite_operations_total',
+      'Queue operations by outcome: ok, replay, not_found, an error code in lower case, or error',
+      ['operation', 'outcome'],
+    ),
+    duration:
+      (registry.getSingleMetric(durationName) as Histogram<'operation'> | undefined) ??
+      new Histogram({
+        name: durationName,
+        help: 'Time from call to answer, Redis round trips included',
+        labelNames: ['operation'],
+        buckets: DURATION_BUCKETS,
+        registers: [registry],
+      }),
+    readFallbacks: counter(
+      'dualwrite_read_fallbacks_total',
+      'Reads served from the legacy layout because the new record was absent',
+      ['operation'],
+    ),
+    divergences: counter(
+      'dualwrite_divergences_total',
+      'Differences between the layouts seen by reads: missing_new, missing_legacy, field_mismatch, index_orphan, corrupt_record',
+      ['kind'],
+    ),
+    repairs: counter(
+      'dualwrite_repairs_total',
+      'Records an update copied into the layout that lacked them, by target layout',
+      ['target'],
+    ),
+    scriptReloads: counter(
+      'dualwrite_script_reloads_total',
+      'NOSCRIPT answers recovered by resending the script body (restart, failover, SCRIPT FLUSH)',
+      ['script'],
+    ),
+  };
+}

@@ -1,0 +1,64 @@
+import type { RedisHandle } from './handle';
+import { findRedisServer, startRedisBinary } from './redis-binary';
+import { containerRuntimeLikely, startRedisContainer } from './redis-container';
+
+export type { RedisHandle } from './handle';
+
+export interface StartRedisOptions {
+  /** Force one way; by default: REDIS_URL, else a container runtime, else redis-server on PATH. */
+  via?: RedisHandle['via'];
+  /** Extra redis-server arguments, e.g. ['--maxmemory', '10mb'] (ignored for REDIS_URL). */
+  serverArgs?: readonly string[];
+}
+
+const HOW_TO_GET_REDIS = `No Redis is available for tests. Any one of these works:
+  - set REDIS_URL to a Redis 7+ that the tests may flush (never a shared one);
+  - run a Docker-compatible container runtime and install testcontainers 11 (npm i -D testcontainers@11);
+  - install redis-server 7+ so it is on PATH (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis).`;
+
+/** A real, private Redis: the harness behind this package's tests, for users' tests too. */
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisHandle> {
+  const via = options.via ?? defaultWay();
+  switch (via) {
+    case 'url':
+      return externalRedis();
+    case 'container':
+      return startRedisContainer(options.serverArgs);
+    case 'binary': {
+      const binary = findRedisServer();
+      if (!binary) throw new Error(HOW_TO_GET_REDIS);
+      return startRedisBinary(binary, options.serverArgs);
+    }
+  }
+}
+
+function defaultWay(): RedisHandle['via'] {
+  if (process.env.REDIS_URL) return 'url';
+  if (containerRuntimeLikely() && testcontainersInstalled()) return 'container';
+  if (findRedisServer()) return 'binary';
+  throw new Error(HOW_TO_GET_REDIS);
+}
+
+function testcontainersInstalled(): boolean {
+  try {
+    require.resolve('testcontainers');
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+function externalRedis(): RedisHandle {
+  const url = process.env.REDIS_URL;
+  if (!url) throw new Error('via: "url" needs REDIS_URL');
+  return {
+    url,
+    via: 'url',
+    async stop() {
+      // The server is not ours to stop.
+    },
+    async restart() {
+      throw new Error('a Redis given by REDIS_URL cannot be restarted by the harness');
+    },
+  };
+}
