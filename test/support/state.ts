@@ -1,0 +1,82 @@
+import type Redis from 'ioredis';
+
+/** One key as the tests see it: its type, its whole value, and its TTL in seconds when it has one. */
+export type KeyState =
+  | { type: 'string'; value: string; ttl?: number }
+  | { type: 'hash'; value: Record<string, string>; ttl?: number }
+  | { type: 'list'; value: string[]; ttl?: number }
+  | { type: 'zset'; value: [string, number][]; ttl?: number }
+  | { type: 'set'; value: string[]; ttl?: number };
+
+/**
+ * Every key in the database with its whole value: tests compare it to the full state they expect,
+ * so a stray or half-written key fails them.
+ */
+export async function redisState(redis: Redis): Promise<Record<string, KeyState>> {
+  const keys: string[] = [];
+  let cursor = '0';
+  do {
+    const [next, batch] = await redis.scan(cursor, 'COUNT', 1000);
+    keys.push(...batch);
+    cursor = next;
+  } while (cursor !== '0');
+  const state: Record<string, KeyState> = {};
+  for (const key of keys.sort()) {
+    const type = await redis.type(key);
+    let entry: KeyState;
+    switch (type) {
+      case 'string':
+        entry = { type, value: (await redis.get(key)) ?? '' };
+        break;
+      case 'hash':
+        entry = { type, value: await redis.hgetall(key) };
+        break;
+      case 'list':
+        entry = { type, value: await redis.lrange(key, 0, -1) };
+        break;
+      case 'zset': {
+        const flat = await redis.zrange(key, 0, -1, 'WITHSCORES');
+        const pairs: [string, number][] = [];
+        for (let i = 0; i < flat.length; i += 2) pairs.push([flat[i], Number(flat[i + 1])]);
+        entry = { type, value: pairs };
+        break;
+      }
+      case 'set':
+        entry = { type, value: (await redis.smembers(key)).sort() };
+        break;
+      default:
+        throw new Error(`redisState: key ${key} has type ${type}, which the tests do not expect`);
+    }
+    const ttl = await redis.ttl(key);
+    if (ttl >= 0) entry.ttl = ttl;
+    state[key] = entry;
+  }
+  return state;
+}
+
+export const hash = (value: Record<string, string>): KeyState => ({ type: 'hash', value });
+export const list = (...value: string[]): KeyState => ({ type: 'list', value });
+export const zset = (...value: [string, number][]): KeyState => ({ type: 'zset', value });
+export const str = (value: string, ttl?: number): KeyState =>
+  ttl === undefined ? { type: 'string', value } : { type: 'string', value, ttl };
+
+/** The hash fields a job record holds, as the scripts write them. */
+export function jobHash(job: {
+  id: string;
+  workspaceId: string;
+  type: string;
+  payload: unknown;
+  status: string;
+  createdAt: number;
+  updatedAt: number;
+}): KeyState {
+  return hash({
+    id: job.id,
+    workspace_id: job.workspaceId,
+    type: job.type,
+    payload: JSON.stringify(job.payload),
+    status: job.status,
+    created_at: String(job.createdAt),
+    updated_at: String(job.updatedAt),
+  });
+}
