@@ -1,0 +1,114 @@
+import Redis from 'ioredis';
+import { createServer, type Server, type Socket } from 'node:net';
+import { DualWriteQueue, RedisUnavailableError } from '../../src';
+import { loadScripts } from '../../src/scripts/manifest';
+import { makeQueue, metricValue, useRedis } from '../support/redis';
+import { redisState } from '../support/state';
+
+const ctx = useRedis();
+const manifest = [...loadScripts().values()];
+
+describe('script registry', () => {
+  it('ready() loads every script under the sha1 the manifest gives', async () => {
+    const queue = new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false });
+
+    const preloaded = await queue.ready();
+
+    expect(preloaded).toEqual(manifest.map((s) => ({ id: s.id, sha1: s.sha1 })));
+    expect(await ctx.redis.script('EXISTS', ...manifest.map((s) => s.sha1))).toEqual(manifest.map(() => 1));
+    expect(await redisState(ctx.redis)).toEqual({});
+  });
+
+  it('after SCRIPT FLUSH every operation still succeeds; each reload is counted and logged', async () => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+    const { queue, registry } = await makeQueue(ctx.redis, 'live', { logger });
+
+    await ctx.redis.script('FLUSH');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await ctx.redis.script('FLUSH');
+    const updated = await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'running' });
+    await ctx.redis.script('FLUSH');
+    const job = await queue.getJob({ workspaceId: 'acme', jobId });
+    await ctx.redis.script('FLUSH');
+    const page = await queue.listJobs({ workspaceId: 'acme' });
+
+    expect(updated.previousStatus).toBe('queued');
+    expect(job?.status).toBe('running');
+    expect(page.jobs.map((j) => j.id)).toEqual([jobId]);
+    for (const script of ['enqueue_dual.v1', 'update_status_dual.v1', 'read_with_fallback.v1', 'list_index_page.v1']) {
+      const reloads = await metricValue(registry, 'dualwrite_script_reloads_total', { script });
+      expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v1' ? 2 : 1 });
+    }
+    expect(warnings.filter((w) => w.includes('NOSCRIPT'))).toHaveLength(5);
+    expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'error' })).toBe(0);
+    expect(Object.keys(await redisState(ctx.redis))).toEqual([`job:${jobId}`, 'queue:default', `ws:acme:job:${jobId}`, 'ws:acme:jobs']);
+  });
+
+  it('a restart empties the script cache but keeps the data; the next call reloads and succeeds', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: { kept: true } });
+    const before = await redisState(ctx.redis);
+
+    await ctx.handle.restart();
+    const job = await queue.getJob({ workspaceId: 'acme', jobId });
+
+    expect(job?.payload).toEqual({ kept: true });
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v1' })).toBe(1);
+    expect(await redisState(ctx.redis)).toEqual(before);
+  });
+
+  it('without NOSCRIPT, calls go by EVALSHA alone: the body is not resent', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+    await ctx.redis.config('RESETSTAT');
+
+    await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.listJobs({ workspaceId: 'acme' });
+
+    const stats = await ctx.redis.info('commandstats');
+    expect(/cmdstat_evalsha:calls=(\d+)/.exec(stats)?.[1]).toBe('3');
+    expect(stats).not.toMatch(/cmdstat_eval:/);
+  });
+});
+
+describe('ready()', () => {
+  let silent: Server;
+  let port = 0;
+  const sockets = new Set<Socket>();
+  beforeAll(async () => {
+    // A TCP server that accepts and never answers: a Redis that hangs.
+    silent = createServer((socket) => sockets.add(socket));
+    await new Promise<void>((resolve) => silent.listen(0, '127.0.0.1', resolve));
+    port = (silent.address() as { port: number }).port;
+  });
+  afterAll(async () => {
+    for (const socket of sockets) socket.destroy();
+    await new Promise<void>((resolve) => silent.close(() => resolve()));
+  });
+
+  it('fails with RedisUnavailableError within its timeout when Redis does not answer', async () => {
+    const redis = new Redis({ port, host: '127.0.0.1', maxRetriesPerRequest: 1, retryStrategy: () => null });
+    redis.on('error', () => {});
+    const queue = new DualWriteQueue({ redis, stage: 'off', metrics: false });
+    const started = Date.now();
+
+    const error = await queue.ready({ timeoutMs: 300 }).catch((e) => e);
+
+    expect(error).toBeInstanceOf(RedisUnavailableError);
+    expect(error.code).toBe('REDIS_UNAVAILABLE');
+    expect(Date.now() - started).toBeLessThan(5_000);
+    redis.disconnect();
+  });
+
+  it('fails with RedisUnavailableError when nothing listens and the client does not queue offline', async () => {
+    const redis = new Redis({ port: 1, host: '127.0.0.1', enableOfflineQueue: false, retryStrategy: () => null });
+    redis.on('error', () => {});
+    const queue = new DualWriteQueue({ redis, stage: 'off', metrics: false });
+
+    const error = await queue.ready({ timeoutMs: 2_000 }).catch((e) => e);
+
+    expect(error).toBeInstanceOf(RedisUnavailableError);
+    expect(error.message).toMatch(/readiness check|did not answer/);
+    redis.disconnect();
+  });
+});
