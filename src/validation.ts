@@ -64,6 +64,10 @@ function findUnserialisable(value: unknown, path: string, ancestors: Set<object>
   ancestors.add(value);
   try {
     if (Array.isArray(value)) {
+      // JSON keeps an array's elements only: a named property (toJSON included) would be lost.
+      if (Object.keys(value).length > value.length || Object.getOwnPropertySymbols(value).length > 0) {
+        return `${path} is an array with properties besides its elements`;
+      }
       for (let i = 0; i < value.length; i++) {
         if (!(i in value)) return `${path}[${i}] is an empty slot`;
         const problem = findUnserialisable(value[i], `${path}[${i}]`, ancestors);
