@@ -14,7 +14,7 @@
 --
 -- Replies (first element is the reply code):
 --   {'OK', jobs}                          jobs: one entry per job, in KEYS order (below)
---   {'WRONGTYPE', key, 'hash', actual}    a key the call would read holds another type
+--   {'WRONGTYPE', key, 'hash', actual}    a key the call reads holds another type
 -- Each job entry: {source, fields, divergence, differingFields}
 --   source           'new' | 'legacy' | '' (not found)
 --   fields           flat HGETALL of the returned record ({} when not found)
@@ -30,21 +30,14 @@ end
 
 local workspaceId, origin = ARGV[1], ARGV[2]
 local fallback, compare = ARGV[3] == '1', ARGV[4] == '1'
-local readLegacy = origin == 'legacy' or fallback or compare
-local readNew = origin == 'new' or compare
 
-local function wrongType(key)
-  local actual = redis.call('TYPE', key)['ok']
-  if actual ~= 'none' and actual ~= 'hash' then return {'WRONGTYPE', key, 'hash', actual} end
-end
-
-for i = 1, #KEYS, 2 do
-  local typeError = (readLegacy and wrongType(KEYS[i])) or (readNew and wrongType(KEYS[i + 1]))
-  if typeError then return typeError end
-end
-
+-- Returns the record, or nil when absent; a key of another type ends the call with WRONGTYPE.
+-- Nothing is written, so failing midway leaves nothing behind.
 local function readRecord(key, isLegacy)
-  local flat = redis.call('HGETALL', key)
+  local flat = redis.pcall('HGETALL', key)
+  if flat['err'] then
+    return nil, {'WRONGTYPE', key, 'hash', redis.call('TYPE', key)['ok']}
+  end
   if #flat == 0 then return nil end
   local record = {}
   for i = 1, #flat, 2 do record[flat[i]] = flat[i + 1] end
@@ -66,8 +59,16 @@ end
 
 local replies = {}
 for i = 1, #KEYS, 2 do
-  local legacy = readLegacy and readRecord(KEYS[i], true) or nil
-  local new = readNew and readRecord(KEYS[i + 1], false) or nil
+  local legacy, new, problem
+  if origin == 'new' or compare then
+    new, problem = readRecord(KEYS[i + 1], false)
+    if problem then return problem end
+  end
+  -- The legacy layout is read only when the stage needs it: as origin, to compare, or to fall back.
+  if origin == 'legacy' or compare or (fallback and not new) then
+    legacy, problem = readRecord(KEYS[i], true)
+    if problem then return problem end
+  end
 
   local source, record = '', nil
   if origin == 'legacy' then

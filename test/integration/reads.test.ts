@@ -1,5 +1,5 @@
 import type { Registry } from 'prom-client';
-import { STAGES, ValidationError, type DualWriteQueue, type Job, type Stage } from '../../src';
+import { KeyTypeError, STAGES, ValidationError, type DualWriteQueue, type Job, type Stage } from '../../src';
 import { makeQueue, metricValue, useRedis } from '../support/redis';
 import { redisState } from '../support/state';
 
@@ -213,7 +213,8 @@ describe('getJob', () => {
       ['off', 'ws:acme:job:j1', 'new'],
       ['dualwrite', 'ws:acme:job:j1', 'new'],
       ['complete', 'job:j1', 'legacy'],
-    ])('in %s, a wrong-typed %s is not even looked at: the %s layout is not read', async (stage, untouchedKey) => {
+      ['rampdown', 'job:j1', 'legacy'],
+    ])('in %s, a wrong-typed %s is not even looked at: the %s layout is not needed', async (stage, untouchedKey) => {
       const { queue } = await makeQueue(ctx.redis, stage);
       const job = record('j1');
       const readsLegacy = untouchedKey.startsWith('ws:');
@@ -225,6 +226,24 @@ describe('getJob', () => {
       const read = await queue.getJob({ workspaceId: 'acme', jobId: 'j1' });
 
       expect(read).toEqual(asJob(job, readsLegacy ? 'legacy' : 'new'));
+      expect(await redisState(ctx.redis)).toEqual(before);
+    });
+
+    it.each<[Stage, string]>([
+      ['off', 'job:j1'],
+      ['shadow', 'ws:acme:job:j1'],
+      ['live', 'job:j1'],
+      ['rampdown', 'job:j1'],
+      ['complete', 'ws:acme:job:j1'],
+    ])('in %s, a wrong-typed %s that the read needs is a KeyTypeError naming it', async (stage, key) => {
+      const { queue } = await makeQueue(ctx.redis, stage);
+      await ctx.redis.rpush(key, 'not a hash');
+      const before = await redisState(ctx.redis);
+
+      const error = await queue.getJob({ workspaceId: 'acme', jobId: 'j1' }).catch((e) => e);
+
+      expect(error).toBeInstanceOf(KeyTypeError);
+      expect(error).toMatchObject({ code: 'KEY_TYPE', key, expectedType: 'hash', actualType: 'list' });
       expect(await redisState(ctx.redis)).toEqual(before);
     });
   });
