@@ -1,22 +1,14 @@
 import type { Registry } from 'prom-client';
 import { KeyTypeError, STAGES, ValidationError, type DualWriteQueue, type Job, type Stage } from '../../src';
 import { makeQueue, metricValue, useRedis } from '../support/redis';
-import { redisState } from '../support/state';
+import { jobFields, putJob, redisState, type JobRecord } from '../support/state';
 
 const ctx = useRedis();
 
 /** A fixed clock for arranged records: index scores and created_at are set by hand. */
 const T0 = 1_700_000_000_000;
 
-interface StoredJob {
-  id: string;
-  workspaceId: string;
-  type: string;
-  payload: unknown;
-  status: string;
-  createdAt: number;
-  updatedAt: number;
-}
+type StoredJob = JobRecord;
 
 function record(id: string, overrides: Partial<StoredJob> = {}): StoredJob {
   return {
@@ -31,26 +23,14 @@ function record(id: string, overrides: Partial<StoredJob> = {}): StoredJob {
   };
 }
 
-function fieldsOf(job: StoredJob): Record<string, string> {
-  return {
-    id: job.id,
-    workspace_id: job.workspaceId,
-    type: job.type,
-    payload: JSON.stringify(job.payload),
-    status: job.status,
-    created_at: String(job.createdAt),
-    updated_at: String(job.updatedAt),
-  };
-}
-
 /** A job from before dual-write: only the global legacy hash job:<jobId>. */
 async function putLegacy(job: StoredJob): Promise<void> {
-  await ctx.redis.hset(`job:${job.id}`, fieldsOf(job));
+  await putJob(ctx.redis, `job:${job.id}`, job);
 }
 
 /** A job only the workspace-scoped layout holds: ws:<workspaceId>:job:<jobId>. */
 async function putNew(job: StoredJob): Promise<void> {
-  await ctx.redis.hset(`ws:${job.workspaceId}:job:${job.id}`, fieldsOf(job));
+  await putJob(ctx.redis, `ws:${job.workspaceId}:job:${job.id}`, job);
 }
 
 /** An entry of the workspace index ws:<workspaceId>:jobs (score: created_at in ms). */
@@ -360,7 +340,7 @@ describe('getJob', () => {
 
   it('returns a legacy payload that is not JSON as its text and counts a corrupt_record', async () => {
     const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
-    await ctx.redis.hset('job:j1', { ...fieldsOf(record('j1')), payload: 'not {json' });
+    await ctx.redis.hset('job:j1', { ...jobFields(record('j1')), payload: 'not {json' });
     const before = await redisState(ctx.redis);
 
     const job = await queue.getJob({ workspaceId: 'acme', jobId: 'j1' });
@@ -653,7 +633,7 @@ describe('listJobs', () => {
       const pipeline = ctx.redis.pipeline();
       for (let i = 0; i < count; i++) {
         const job = record(`j${String(i).padStart(4, '0')}`, { createdAt: T0 + i, updatedAt: T0 + i });
-        pipeline.hset(`job:${job.id}`, fieldsOf(job));
+        pipeline.hset(`job:${job.id}`, jobFields(job));
         pipeline.zadd('ws:acme:jobs', job.createdAt, job.id);
       }
       await pipeline.exec();

@@ -10,7 +10,9 @@ import {
   type Stage,
 } from '../../src';
 import { makeQueue, metricValue, useRedis } from '../support/redis';
-import { jobHash, list, redisState, str, zset, type KeyState } from '../support/state';
+import { jobHash, list, putJob as putJobIn, redisState, str, zset, type JobRecord, type KeyState } from '../support/state';
+
+const putJob = (key: string, job: JobRecord) => putJobIn(ctx.redis, key, job);
 
 const ctx = useRedis();
 
@@ -37,16 +39,6 @@ const QUEUE = 'queue:default';
 const CREATED = 1_700_000_000_000;
 const UPDATED = CREATED + 5_000;
 
-interface JobRecord {
-  id: string;
-  workspaceId: string;
-  type: string;
-  payload: unknown;
-  status: string;
-  createdAt: number;
-  updatedAt: number;
-}
-
 function record(overrides: Partial<JobRecord> = {}): JobRecord {
   return {
     id: 'j1',
@@ -58,19 +50,6 @@ function record(overrides: Partial<JobRecord> = {}): JobRecord {
     updatedAt: UPDATED,
     ...overrides,
   };
-}
-
-/** Writes a job record straight into Redis, as a pre-package or half-migrated deployment left it. */
-async function putJob(key: string, job: JobRecord): Promise<void> {
-  await ctx.redis.hset(key, {
-    id: job.id,
-    workspace_id: job.workspaceId,
-    type: job.type,
-    payload: JSON.stringify(job.payload),
-    status: job.status,
-    created_at: String(job.createdAt),
-    updated_at: String(job.updatedAt),
-  });
 }
 
 /** The queue and the index as enqueue leaves them for j1 (and a neighbour), so we see they stay put. */

@@ -60,8 +60,8 @@ export const zset = (...value: [string, number][]): KeyState => ({ type: 'zset',
 export const str = (value: string, ttl?: number): KeyState =>
   ttl === undefined ? { type: 'string', value } : { type: 'string', value, ttl };
 
-/** The hash fields a job record holds, as the scripts write them. */
-export function jobHash(job: {
+/** A job record as the tests arrange or expect it, before it becomes hash fields. */
+export interface JobRecord {
   id: string;
   workspaceId: string;
   type: string;
@@ -69,8 +69,11 @@ export function jobHash(job: {
   status: string;
   createdAt: number;
   updatedAt: number;
-}): KeyState {
-  return hash({
+}
+
+/** The hash fields a job record holds, as the scripts write them. */
+export function jobFields(job: JobRecord): Record<string, string> {
+  return {
     id: job.id,
     workspace_id: job.workspaceId,
     type: job.type,
@@ -78,5 +81,12 @@ export function jobHash(job: {
     status: job.status,
     created_at: String(job.createdAt),
     updated_at: String(job.updatedAt),
-  });
+  };
+}
+
+export const jobHash = (job: JobRecord): KeyState => hash(jobFields(job));
+
+/** Writes a job record straight into Redis, as a pre-package or half-migrated deployment left it. */
+export async function putJob(redis: Redis, key: string, job: JobRecord): Promise<void> {
+  await redis.hset(key, jobFields(job));
 }
