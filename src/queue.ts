@@ -148,8 +148,8 @@ export class DualWriteQueue {
     this.maxPayloadBytes = checkInteger(
       'maxPayloadBytes', o.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes, 2, 512 * 1024 * 1024,
     );
-    this.metrics = options.metrics === false ? discardedMetrics() : metricsFor(options.metrics?.registry);
-    this.logger = options.logger ?? SILENT;
+    this.metrics = options.metrics === false ? discardedMetrics() : metricsFor(checkMetrics(options.metrics));
+    this.logger = checkLogger(options.logger);
     this.scripts = new ScriptRegistry(this.redis, (script) => {
       this.metrics.scriptReloads.inc({ script: script.id });
       this.logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', {
@@ -425,6 +425,24 @@ export class DualWriteQueue {
 interface IndexEntry {
   jobId: string;
   score: string;
+}
+
+function checkMetrics(metrics: { registry: Registry } | undefined): Registry | undefined {
+  if (metrics === undefined) return undefined;
+  if (typeof metrics?.registry?.getSingleMetric !== 'function') {
+    throw new ValidationError('metrics', 'type', 'must be { registry: Registry } from prom-client, or false');
+  }
+  return metrics.registry;
+}
+
+function checkLogger(logger: Logger | undefined): Logger {
+  if (logger === undefined) return SILENT;
+  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
+    if (typeof logger?.[level] !== 'function') {
+      throw new ValidationError('logger', 'type', `must have debug, info, warn and error functions (no ${level})`);
+    }
+  }
+  return logger;
 }
 
 function flag(value: boolean): string {
