@@ -21,6 +21,7 @@
 --   {'IDEMPOTENCY_CONFLICT', originalJobId} same idempotency key, different request: nothing written
 --   {'DUPLICATE', layout}                   the jobId exists in 'legacy' or 'new': nothing written
 --   {'WRONGTYPE', key, expected, actual}    a key holds another type: nothing written
+--   {'NO_PERMISSION', command, key}         the ACL user may not run a write: nothing written
 --
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 -- The shebang (no no-writes flag) makes an over-maxmemory server refuse the call before it starts.
@@ -55,6 +56,18 @@ end
 
 if writeLegacy and redis.call('EXISTS', legacyKey) == 1 then return {'DUPLICATE', 'legacy'} end
 if writeNew and redis.call('EXISTS', newKey) == 1 then return {'DUPLICATE', 'new'} end
+
+-- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
+-- leave the writes before it behind: ask about every write first.
+local function refused(command, key, ...)
+  if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
+end
+local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
+  or (writeNew and refused('HSET', newKey, 'f', 'v'))
+  or refused('RPUSH', queueKey, queueEntry)
+  or refused('ZADD', indexKey, '0', jobId)
+  or (fingerprint ~= '' and refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl))
+if denied then return denied end
 
 -- All checks passed; from here on only writes.
 local time = redis.call('TIME')

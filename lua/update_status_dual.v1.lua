@@ -18,6 +18,7 @@
 --   {'JOB_ID_COLLISION'}                 job:<jobId> belongs to another workspace, and writing it
 --                                        would destroy that job: nothing written
 --   {'WRONGTYPE', key, expected, actual} a key holds another type: nothing written
+--   {'NO_PERMISSION', command, key}      the ACL user may not run a write: nothing written
 --
 -- Repairs happen only when the stage writes both layouts: a job that exists in one layout only is
 -- copied (all its fields) to the other before the update, so both layouts end equal.
@@ -76,6 +77,16 @@ local previousStatus = redis.call('HGET', sourceKey, 'status') or ''
 if expectedStatus ~= '' and previousStatus ~= expectedStatus then
   return {'STATUS_CONFLICT', previousStatus}
 end
+
+-- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
+-- leave the writes before it behind: ask about every write first.
+local function refused(command, key, ...)
+  if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
+end
+local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
+  or (writeNew and refused('HSET', newKey, 'f', 'v'))
+  or (repaired == 'new' and refused('ZADD', indexKey, 'NX', '0', jobId))
+if denied then return denied end
 
 -- All checks passed; from here on only writes.
 local time = redis.call('TIME')

@@ -13,7 +13,9 @@ export type ErrorCode =
   | 'OUT_OF_MEMORY'
   | 'SCRIPT_MISMATCH'
   | 'REDIS_UNAVAILABLE'
-  | 'UNSUPPORTED_REDIS';
+  | 'UNSUPPORTED_REDIS'
+  | 'NO_PERMISSION'
+  | 'EVICTION_POLICY';
 
 export abstract class DualWriteError extends Error {
   abstract readonly code: ErrorCode;
@@ -141,5 +143,26 @@ export class UnsupportedRedisError extends DualWriteError {
   readonly code = 'UNSUPPORTED_REDIS' as const;
   constructor(readonly version: string) {
     super(`Redis ${version} is not supported: redis-dual-write needs Redis 7.0 or later`);
+  }
+}
+
+/** The Redis ACL user may not run a command the package needs. */
+export class PermissionError extends DualWriteError {
+  readonly code = 'NO_PERMISSION' as const;
+  constructor(
+    /** The refused command, e.g. 'SCRIPT LOAD' or 'EVAL'. */
+    readonly command: string,
+    message: string,
+    cause?: unknown,
+  ) {
+    super(message, { cause });
+  }
+}
+
+/** maxmemory-policy lets Redis evict keys, which silently deletes jobs. */
+export class EvictionPolicyError extends DualWriteError {
+  readonly code = 'EVICTION_POLICY' as const;
+  constructor(readonly policy: string) {
+    super(`maxmemory-policy is ${policy}: Redis may evict job keys and lose jobs; set it to noeviction`);
   }
 }

@@ -20,3 +20,4 @@ export { defaultLayout, queueEntry, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_TYP
 export type { KeyLayout } from './keys';
 export * from './errors';
 export type { PreloadedScript, RedisClient } from './scripts/registry';
+export { SERVICE_COMMANDS, serviceAclRules, serviceKeyPatterns } from './acl';

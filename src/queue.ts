@@ -1,6 +1,13 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
-import { DualWriteError, RedisUnavailableError, UnsupportedRedisError, ValidationError } from './errors';
+import {
+  DualWriteError,
+  EvictionPolicyError,
+  PermissionError,
+  RedisUnavailableError,
+  UnsupportedRedisError,
+  ValidationError,
+} from './errors';
 import { decodeJob, type Job } from './job';
 import {
   checkPattern,
@@ -13,7 +20,7 @@ import {
   queueEntry,
   type KeyLayout,
 } from './keys';
-import { errorForReply } from './scripts/replies';
+import { errorForReply, translateRedisError } from './scripts/replies';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from './scripts/registry';
 import { assertStage, planFor, type Stage, type StagePlan } from './stages';
 import { discardedMetrics, metricsFor, type Metrics, type Operation } from './telemetry';
@@ -92,6 +99,11 @@ export interface ListJobsResult {
 export interface ReadyOptions {
   /** How long to wait for Redis to answer before failing with RedisUnavailableError. */
   timeoutMs?: number;
+  /**
+   * What to do when maxmemory-policy is not noeviction (eviction silently deletes jobs):
+   * 'warn' logs at warn (the default), 'throw' fails with EvictionPolicyError.
+   */
+  evictionPolicy?: 'warn' | 'throw';
 }
 
 export const DEFAULTS = {
@@ -171,9 +183,18 @@ export class DualWriteQueue {
     }
   }
 
-  /** Checks the server is Redis 7.0 or later and preloads every script, proving each sha1. */
+  /**
+   * Checks the server is Redis 7.0 or later and will not evict jobs, then preloads every script,
+   * proving each sha1.
+   */
   async ready(options: ReadyOptions = {}): Promise<PreloadedScript[]> {
-    const timeoutMs = checkInteger('timeoutMs', options.timeoutMs ?? DEFAULTS.readyTimeoutMs, 1, 3_600_000);
+    const o = checkObject('options', options);
+    rejectUnknownFields('options', o, ['timeoutMs', 'evictionPolicy']);
+    const timeoutMs = checkInteger('timeoutMs', o.timeoutMs ?? DEFAULTS.readyTimeoutMs, 1, 3_600_000);
+    const evictionPolicy = o.evictionPolicy ?? 'warn';
+    if (evictionPolicy !== 'warn' && evictionPolicy !== 'throw') {
+      throw new ValidationError('evictionPolicy', 'one-of', "must be 'warn' or 'throw'");
+    }
     let timer: NodeJS.Timeout | undefined;
     const timeout = new Promise<never>((_, reject) => {
       timer = setTimeout(
@@ -182,7 +203,7 @@ export class DualWriteQueue {
       );
     });
     try {
-      return await Promise.race([this.checkServer(), timeout]);
+      return await Promise.race([this.checkServer(evictionPolicy), timeout]);
     } catch (error) {
       if (error instanceof DualWriteError) throw error;
       throw new RedisUnavailableError(`Redis refused the readiness check: ${(error as Error).message}`, error);
@@ -191,11 +212,31 @@ export class DualWriteQueue {
     }
   }
 
-  private async checkServer(): Promise<PreloadedScript[]> {
-    const info = String(await this.redis.info('server'));
-    const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
-    if (!(Number(version.split('.')[0]) >= 7)) throw new UnsupportedRedisError(version);
+  private async checkServer(evictionPolicy: 'warn' | 'throw'): Promise<PreloadedScript[]> {
+    const info = await this.serverInfo();
+    if (info) {
+      const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
+      if (!(Number(version.split('.')[0]) >= 7)) throw new UnsupportedRedisError(version);
+      const policy = /maxmemory_policy:([^\r\n]+)/.exec(info)?.[1] ?? 'noeviction';
+      if (policy !== 'noeviction') {
+        if (evictionPolicy === 'throw') throw new EvictionPolicyError(policy);
+        this.logger.warn('redis-dual-write: maxmemory-policy lets Redis evict job keys; set it to noeviction', {
+          policy,
+        });
+      }
+    }
     return this.scripts.preload();
+  }
+
+  /** INFO server and memory, or undefined when the ACL user may not run INFO (checks are skipped, loudly). */
+  private async serverInfo(): Promise<string | undefined> {
+    try {
+      return String(await this.redis.call('INFO', 'server', 'memory'));
+    } catch (error) {
+      if (!(translateRedisError(error) instanceof PermissionError)) throw error;
+      this.logger.warn('redis-dual-write: this Redis user may not run INFO; version and maxmemory-policy not checked');
+      return undefined;
+    }
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {

@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { ScriptMismatchError } from '../errors';
+import { PermissionError, ScriptMismatchError } from '../errors';
 import { translateRedisError } from './replies';
 import { loadScripts, type LoadedScript } from './manifest';
 
@@ -39,15 +39,51 @@ export class ScriptRegistry {
     }
   }
 
-  /** Loads every script and proves Redis holds each under the manifest's sha1. */
+  /**
+   * Loads every script and proves Redis holds each under the manifest's sha1. A user without
+   * SCRIPT LOAD is fine when a deploy user preloaded the scripts; otherwise it learns what is missing.
+   */
   async preload(): Promise<PreloadedScript[]> {
     const preloaded: PreloadedScript[] = [];
     for (const script of this.scripts.values()) {
-      const sha1 = String(await this.redis.script('LOAD', script.body));
+      let sha1: string;
+      try {
+        sha1 = String(await this.redis.script('LOAD', script.body));
+      } catch (error) {
+        const refusal = translateRedisError(error);
+        if (refusal instanceof PermissionError) return this.checkPreloaded(refusal);
+        throw refusal;
+      }
       if (sha1 !== script.sha1) throw new ScriptMismatchError(script.id, script.sha1, sha1);
       preloaded.push({ id: script.id, sha1 });
     }
     return preloaded;
+  }
+
+  /** Which of the manifest's scripts the server holds, by id. */
+  async loaded(): Promise<Map<string, boolean>> {
+    const scripts = [...this.scripts.values()];
+    const exists = (await this.redis.script('EXISTS', ...scripts.map((s) => s.sha1))) as number[];
+    return new Map(scripts.map((s, i) => [s.id, exists[i] === 1]));
+  }
+
+  private async checkPreloaded(refusal: PermissionError): Promise<PreloadedScript[]> {
+    let loaded: Map<string, boolean>;
+    try {
+      loaded = await this.loaded();
+    } catch (error) {
+      throw translateRedisError(error);
+    }
+    const missing = [...loaded].filter(([, present]) => !present).map(([id]) => id);
+    if (missing.length > 0) {
+      throw new PermissionError(
+        'SCRIPT LOAD',
+        `the Redis user may not run SCRIPT LOAD, and ${missing.join(', ')} ${missing.length > 1 ? 'are' : 'is'} not ` +
+          'loaded: load them as a deploy user (redis-dual-write scripts load) or grant +script|load',
+        refusal,
+      );
+    }
+    return [...this.scripts.values()].map((s) => ({ id: s.id, sha1: s.sha1 }));
   }
 
   private script(id: string): LoadedScript {

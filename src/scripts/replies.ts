@@ -5,6 +5,7 @@ import {
   KeyTypeError,
   NotFoundError,
   OutOfMemoryError,
+  PermissionError,
   StatusConflictError,
 } from '../errors';
 
@@ -35,6 +36,8 @@ export function errorForReply(reply: readonly unknown[], context: ReplyContext):
       return new StatusConflictError(context.jobId, context.expectedStatus ?? '', a);
     case 'JOB_ID_COLLISION':
       return new JobIdCollisionError(context.workspaceId, context.jobId);
+    case 'NO_PERMISSION':
+      return new PermissionError(a, `the Redis user may not run ${a} on ${b}; nothing was written`);
     default:
       return new Error(`unexpected script reply ${JSON.stringify(reply)}`);
   }
@@ -42,6 +45,12 @@ export function errorForReply(reply: readonly unknown[], context: ReplyContext):
 
 /** Redis refusals that mean something to the caller; anything else passes through unchanged. */
 export function translateRedisError(error: unknown): unknown {
-  if (error instanceof Error && error.message.startsWith('OOM ')) return new OutOfMemoryError(error);
+  if (!(error instanceof Error)) return error;
+  if (error.message.startsWith('OOM ')) return new OutOfMemoryError(error);
+  // NOPERM when the call itself is refused; an ERR naming the script when a command inside it is.
+  if (error.message.startsWith('NOPERM') || error.message.includes("user executing the script can't run")) {
+    const command = /run the '([^']+)' command/.exec(error.message)?.[1]?.toUpperCase().replace('|', ' ') ?? 'a command';
+    return new PermissionError(command, `the Redis user may not run ${command}: ${error.message}`, error);
+  }
   return error;
 }

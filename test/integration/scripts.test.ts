@@ -1,5 +1,5 @@
 import Redis from 'ioredis';
-import { DualWriteQueue, RedisUnavailableError } from '../../src';
+import { DualWriteQueue, EvictionPolicyError, PermissionError, RedisUnavailableError, serviceAclRules } from '../../src';
 import { loadScripts } from '../../src/scripts/manifest';
 import { makeQueue, metricValue, useRedis } from '../support/redis';
 import { redisState } from '../support/state';
@@ -99,4 +99,91 @@ describe('ready()', () => {
     expect(error.message).toMatch(/readiness check/);
     redis.disconnect();
   });
+
+  it.each([
+    ['warns', 'warn', 'allkeys-lru'],
+    ['warns by default', undefined, 'volatile-ttl'],
+  ])('%s when maxmemory-policy lets Redis evict jobs, and still gets ready', async (_, evictionPolicy, policy) => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+    await ctx.redis.config('SET', 'maxmemory-policy', policy);
+    try {
+      const queue = new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false, logger });
+
+      const preloaded = await queue.ready(evictionPolicy ? { evictionPolicy: evictionPolicy as 'warn' } : {});
+
+      expect(preloaded).toHaveLength(manifest.length);
+      expect(warnings).toEqual([expect.stringContaining('maxmemory-policy')]);
+    } finally {
+      await ctx.redis.config('SET', 'maxmemory-policy', 'noeviction');
+    }
+  });
+
+  it("throws EvictionPolicyError when asked to, before loading anything", async () => {
+    await ctx.redis.config('SET', 'maxmemory-policy', 'allkeys-lru');
+    try {
+      const queue = new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false });
+
+      const error = await queue.ready({ evictionPolicy: 'throw' }).catch((e) => e);
+
+      expect(error).toBeInstanceOf(EvictionPolicyError);
+      expect(error).toMatchObject({ code: 'EVICTION_POLICY', policy: 'allkeys-lru' });
+      expect(await ctx.redis.script('EXISTS', ...manifest.map((s) => s.sha1))).toEqual(manifest.map(() => 0));
+    } finally {
+      await ctx.redis.config('SET', 'maxmemory-policy', 'noeviction');
+    }
+  });
+
+  describe('with an ACL user that may not run SCRIPT LOAD or INFO', () => {
+    let restricted: Redis;
+    beforeEach(async () => {
+      await ctx.redis.call('ACL', 'SETUSER', 'service', 'reset', 'on', '>service-secret', ...serviceAclRules());
+      const url = new URL(ctx.handle.url);
+      restricted = new Redis({
+        host: url.hostname,
+        port: Number(url.port),
+        username: 'service',
+        password: 'service-secret',
+        enableReadyCheck: false, // ioredis' own ready check runs INFO, which this user may not
+      });
+    });
+    afterEach(async () => {
+      restricted.disconnect();
+      await ctx.redis.call('ACL', 'DELUSER', 'service');
+    });
+
+    it('gets ready when a deploy user preloaded the scripts, and works', async () => {
+      await new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false }).ready();
+      const queue = new DualWriteQueue({ redis: restricted, stage: 'dualwrite', metrics: false });
+
+      expect(await queue.ready()).toEqual(manifest.map((s) => ({ id: s.id, sha1: s.sha1 })));
+      const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+
+      expect(Object.keys(await redisState(ctx.redis))).toEqual([`job:${jobId}`, 'queue:default', `ws:acme:job:${jobId}`, 'ws:acme:jobs']);
+    });
+
+    it('fails with PermissionError naming SCRIPT LOAD and the missing scripts when nobody preloaded them', async () => {
+      const queue = new DualWriteQueue({ redis: restricted, stage: 'off', metrics: false });
+
+      const error = await queue.ready().catch((e) => e);
+
+      expect(error).toBeInstanceOf(PermissionError);
+      expect(error).toMatchObject({ code: 'NO_PERMISSION', command: 'SCRIPT LOAD' });
+      for (const script of manifest) expect(error.message).toContain(script.id);
+      expect(await redisState(ctx.redis)).toEqual({});
+    });
+
+    it('is refused with PermissionError when a command the scripts run is not granted', async () => {
+      await new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false }).ready();
+      await ctx.redis.call('ACL', 'SETUSER', 'service', '-rpush');
+      const queue = new DualWriteQueue({ redis: restricted, stage: 'off', metrics: false });
+
+      const error = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 }).catch((e) => e);
+
+      expect(error).toBeInstanceOf(PermissionError);
+      expect(error.code).toBe('NO_PERMISSION');
+      expect(await redisState(ctx.redis)).toEqual({});
+    });
+  });
 });
+

@@ -1,5 +1,6 @@
 import { readFileSync, readdirSync } from 'node:fs';
 import { join } from 'node:path';
+import { SERVICE_COMMANDS } from '../../src/acl';
 import { buildManifest, LUA_DIR, MANIFEST_PATH } from '../../src/scripts/manifest';
 
 const scriptFiles = readdirSync(LUA_DIR).filter((f) => f.endsWith('.lua'));
@@ -42,4 +43,13 @@ describe('lua/ and its manifest', () => {
       expect({ file, literalKeys: body(file).match(/redis\.call\('[A-Z]+', *'[^']*'/g) ?? [] }).toEqual({ file, literalKeys: [] });
     }
   });
+
+  it('the documented service ACL grants every command the service scripts run', () => {
+    const service = ['enqueue_dual.v1.lua', 'update_status_dual.v1.lua', 'read_with_fallback.v1.lua', 'list_index_page.v1.lua'];
+    const used = new Set(service.flatMap((file) => [...body(file).matchAll(/redis\.p?call\('([A-Z]+)'/g)].map((m) => m[1].toLowerCase())));
+
+    expect([...used].filter((command) => !(SERVICE_COMMANDS as readonly string[]).includes(command))).toEqual([]);
+    expect(used.size).toBeGreaterThan(10);
+  });
 });
+

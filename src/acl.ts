@@ -1,0 +1,23 @@
+/**
+ * What a Redis ACL user needs to run the queue: the key patterns of the layout and the commands.
+ * Redis checks ACLs for every command a script runs, so the list holds the scripts' inner commands
+ * too; a test keeps it equal to what lua/ calls.
+ */
+export const SERVICE_COMMANDS = [
+  // calling the scripts: EVAL resends a script after NOSCRIPT; SCRIPT EXISTS lets ready() check a
+  // deploy user's preload when this user may not run SCRIPT LOAD
+  'evalsha', 'eval', 'script|exists',
+  // what the service scripts run inside
+  'type', 'exists', 'get', 'set', 'time', 'hget', 'hgetall', 'hset', 'rpush', 'zadd', 'zcount', 'zrange',
+  'zrevrank', 'zscore',
+] as const;
+
+/** The key patterns of the default layout under a key prefix. */
+export function serviceKeyPatterns(keyPrefix = ''): string[] {
+  return ['job:*', 'ws:*', 'queue:*'].map((pattern) => `~${keyPrefix}${pattern}`);
+}
+
+/** ACL SETUSER rules for a service user: `ACL SETUSER <name> on ><password> ...serviceAclRules()`. */
+export function serviceAclRules(keyPrefix = ''): string[] {
+  return ['resetkeys', ...serviceKeyPatterns(keyPrefix), '-@all', ...SERVICE_COMMANDS.map((command) => `+${command}`)];
+}
