@@ -1,20 +1,28 @@
 #!lua
--- update_status_dual v1: set a job's status in every layout the stage writes, or in none.
+-- update_status_dual v1: set a job's status in every layout the stage writes, or in none. A
+-- terminal status (succeeded, failed, cancelled) also ends the job's claim, in the same step.
 --
--- @keys 3
--- KEYS[1] legacyKey  hash  job:<jobId>; neither read nor written when ARGV[5] is '0'
--- KEYS[2] newKey     hash  ws:<workspaceId>:job:<jobId>; neither read nor written when ARGV[6] is '0'
--- KEYS[3] indexKey   zset  gains the job when a repair copies a legacy-only job into the new layout
+-- @keys 5
+-- KEYS[1] legacyKey      hash  job:<jobId>; neither read nor written when ARGV[5] is '0'
+-- KEYS[2] newKey         hash  ws:<workspaceId>:job:<jobId>; neither read nor written when ARGV[6] is '0'
+-- KEYS[3] indexKey       zset  gains the job when a repair copies a legacy-only job into the new layout
+-- KEYS[4] processingKey  zset  queue:<name>:processing (claim deadlines), see claim_job
+-- KEYS[5] claimsKey      hash  queue:<name>:claims, see claim_job
 --
 -- ARGV[1] workspaceId   ARGV[2] jobId   ARGV[3] status
 -- ARGV[4] expectedStatus ('' = no compare-and-set)
 -- ARGV[5] writeLegacy '1'|'0'   ARGV[6] writeNew '1'|'0'
 -- ARGV[7] authority 'legacy'|'new': the stage's read origin, against which expectedStatus is compared
+-- ARGV[8] workerId guard ('' = none): only the worker holding the claim may update the job
+-- ARGV[9], ARGV[10] the job's queue entry in both forms: "<jobId>" and "<workspaceId>:<jobId>"
 --
 -- Replies (first element is the reply code):
---   {'UPDATED', previousStatus, repaired, updatedAtMs}   repaired: 'none' | 'new' | 'legacy'
+--   {'UPDATED', previousStatus, repaired, updatedAtMs, finished}
+--        repaired: 'none' | 'new' | 'legacy'; finished: '1' when a claim ended, else '0'
 --   {'NOT_FOUND'}                        no record of this workspace in the layouts the stage reads
 --   {'STATUS_CONFLICT', actualStatus}    expectedStatus did not match: nothing written
+--   {'CLAIM_CONFLICT', claimant}         the guard's worker does not hold the claim ('' = nobody
+--                                        does): nothing written
 --   {'JOB_ID_COLLISION'}                 job:<jobId> belongs to another workspace, and writing it
 --                                        would destroy that job: nothing written
 --   {'WRONGTYPE', key, expected, actual} a key holds another type: nothing written
@@ -24,9 +32,11 @@
 -- copied (all its fields) to the other before the update, so both layouts end equal.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
-local legacyKey, newKey, indexKey = KEYS[1], KEYS[2], KEYS[3]
+local legacyKey, newKey, indexKey, processingKey, claimsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local workspaceId, jobId, status, expectedStatus = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local writeLegacy, writeNew, authority = ARGV[5] == '1', ARGV[6] == '1', ARGV[7]
+local workerGuard, entries = ARGV[8], {ARGV[9], ARGV[10]}
+local terminal = status == 'succeeded' or status == 'failed' or status == 'cancelled'
 local writeBoth = writeLegacy and writeNew
 
 local function wrongType(key, expected)
@@ -39,6 +49,8 @@ end
 local typeError = (writeLegacy and wrongType(legacyKey, 'hash'))
   or (writeNew and wrongType(newKey, 'hash'))
   or (writeBoth and wrongType(indexKey, 'zset'))
+  or wrongType(processingKey, 'zset')
+  or wrongType(claimsKey, 'hash')
 if typeError then return typeError end
 
 -- A legacy key is global (job:<jobId>): it counts as this workspace's only when its record says so.
@@ -73,6 +85,19 @@ elseif newExists then
 end
 if not sourceKey then return {'NOT_FOUND'} end
 
+local claimedEntry, claimant = nil, nil
+for _, entry in ipairs(entries) do
+  local claim = redis.call('HGET', claimsKey, entry)
+  -- a bare entry is the jobId alone: the claim names the workspace, so another's job is not ours
+  local claimWorkspace, worker = string.match(claim or '', '^%d+:%d+:([^:]*):(.*)$')
+  if claimWorkspace == workspaceId then
+    claimedEntry, claimant = entry, worker
+    break
+  end
+end
+if workerGuard ~= '' and claimant ~= workerGuard then return {'CLAIM_CONFLICT', claimant or ''} end
+local finishing = terminal and claimedEntry ~= nil
+
 local previousStatus = redis.call('HGET', sourceKey, 'status') or ''
 if expectedStatus ~= '' and previousStatus ~= expectedStatus then
   return {'STATUS_CONFLICT', previousStatus}
@@ -86,6 +111,7 @@ end
 local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
   or (writeNew and refused('HSET', newKey, 'f', 'v'))
   or (repaired == 'new' and refused('ZADD', indexKey, 'NX', '0', jobId))
+  or (finishing and (refused('ZREM', processingKey, claimedEntry) or refused('HDEL', claimsKey, claimedEntry)))
 if denied then return denied end
 
 -- All checks passed; from here on only writes.
@@ -104,4 +130,9 @@ end
 if writeLegacy then redis.call('HSET', legacyKey, 'status', status, 'updated_at', nowMs) end
 if writeNew then redis.call('HSET', newKey, 'status', status, 'updated_at', nowMs) end
 
-return {'UPDATED', previousStatus, repaired, nowMs}
+if finishing then
+  redis.call('ZREM', processingKey, claimedEntry)
+  redis.call('HDEL', claimsKey, claimedEntry)
+end
+
+return {'UPDATED', previousStatus, repaired, nowMs, finishing and '1' or '0'}

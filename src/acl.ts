@@ -8,8 +8,10 @@ export const SERVICE_COMMANDS = [
   // deploy user's preload when this user may not run SCRIPT LOAD
   'evalsha', 'eval', 'script|exists',
   // what the service scripts run inside
-  'type', 'exists', 'get', 'set', 'time', 'hget', 'hgetall', 'hset', 'rpush', 'zadd', 'zcount', 'zrange',
-  'zrevrank', 'zscore',
+  'type', 'exists', 'get', 'set', 'time', 'hget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem',
+  'zadd', 'zcount', 'zrange', 'zrem', 'zrevrank', 'zscore',
+  // what claim and recoverStalled read before calling their scripts
+  'lrange', 'zrangebyscore',
 ] as const;
 
 /** The key patterns of the default layout under a key prefix. */

@@ -15,7 +15,11 @@ export type ErrorCode =
   | 'REDIS_UNAVAILABLE'
   | 'UNSUPPORTED_REDIS'
   | 'NO_PERMISSION'
-  | 'EVICTION_POLICY';
+  | 'CLAIM_CONFLICT'
+  | 'CLAIM_CONTENTION'
+  | 'EVICTION_POLICY'
+  | 'WRONG_STAGE'
+  | 'VERIFY_NOT_CLEAN';
 
 export abstract class DualWriteError extends Error {
   abstract readonly code: ErrorCode;
@@ -164,5 +168,57 @@ export class EvictionPolicyError extends DualWriteError {
   readonly code = 'EVICTION_POLICY' as const;
   constructor(readonly policy: string) {
     super(`maxmemory-policy is ${policy}: Redis may evict job keys and lose jobs; set it to noeviction`);
+  }
+}
+
+/** A migration step that is unsafe in the stage the service runs in; nothing was done. */
+export class WrongStageError extends DualWriteError {
+  readonly code = 'WRONG_STAGE' as const;
+  constructor(
+    readonly operation: string,
+    readonly stage: string,
+    readonly allowedStages: readonly string[],
+  ) {
+    super(`${operation} is refused in stage ${stage}; it runs in: ${allowedStages.join(', ')}`);
+  }
+}
+
+/** Cleanup found divergences in its own verify, so no legacy key may go yet; nothing was deleted. */
+export class VerifyNotCleanError extends DualWriteError {
+  readonly code = 'VERIFY_NOT_CLEAN' as const;
+  constructor(
+    /** Divergences by kind, as the verify report counted them (only kinds above zero). */
+    readonly divergences: Readonly<Record<string, number>>,
+    /** A few of them, to start from: the key and, for field_mismatch, the fields that differ. */
+    readonly samples: readonly { kind: string; key: string; fields?: readonly string[] }[] = [],
+  ) {
+    const found = Object.entries(divergences).map(([kind, count]) => `${kind} ${count}`).join(', ');
+    super(`cleanup refused: verify found divergences (${found}); nothing was deleted`);
+  }
+}
+
+/** An update guarded by a workerId came from a worker that does not hold the job's claim. */
+export class ClaimConflictError extends DualWriteError {
+  readonly code = 'CLAIM_CONFLICT' as const;
+  constructor(
+    readonly jobId: string,
+    /** The worker the update came from. */
+    readonly workerId: string,
+    /** The worker holding the claim, or '' when the job is not claimed. */
+    readonly claimant: string,
+  ) {
+    super(
+      claimant
+        ? `job ${jobId} is claimed by ${claimant}, not ${workerId}; nothing was written`
+        : `job ${jobId} is not claimed, so ${workerId} may not finish it; nothing was written`,
+    );
+  }
+}
+
+/** So many workers raced for the same entries that a claim lost every try; retry after a pause. */
+export class ClaimContentionError extends DualWriteError {
+  readonly code = 'CLAIM_CONTENTION' as const;
+  constructor(readonly attempts: number) {
+    super(`lost the race for a queue entry ${attempts} times in a row; nothing was claimed`);
   }
 }

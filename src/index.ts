@@ -1,5 +1,6 @@
 export { DualWriteQueue, DEFAULTS, MAX_LIST_LIMIT } from './queue';
 export type {
+  ClaimInput,
   DualWriteQueueOptions,
   EnqueueInput,
   EnqueueResult,
@@ -8,6 +9,8 @@ export type {
   ListJobsResult,
   Logger,
   ReadyOptions,
+  RecoverStalledInput,
+  RecoverStalledResult,
   UpdateStatusInput,
   UpdateStatusResult,
 } from './queue';
@@ -16,7 +19,7 @@ export { STAGES, planFor } from './stages';
 export type { Stage, StagePlan, Layout } from './stages';
 export { JOB_STATUSES } from './validation';
 export type { JobStatus } from './validation';
-export { defaultLayout, queueEntry, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_TYPE_PATTERN } from './keys';
+export { defaultLayout, parseQueueEntry, queueEntry, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_TYPE_PATTERN } from './keys';
 export type { KeyLayout } from './keys';
 export * from './errors';
 export type { PreloadedScript, RedisClient } from './scripts/registry';

@@ -34,6 +34,12 @@ export interface KeyLayout {
   queue(queueName: string): string;
   idempotency(workspaceId: string, idempotencyKey: string): string;
   workspaceIndex(workspaceId: string): string;
+  /** Claimed entries of a queue, scored by claim deadline (ms). */
+  processing(queueName: string): string;
+  /** Who claimed each processing entry, and when. */
+  claims(queueName: string): string;
+  /** Entries whose job record was missing, moved aside for an operator to inspect. */
+  orphans(queueName: string): string;
 }
 
 export function defaultLayout(keyPrefix: string): KeyLayout {
@@ -43,6 +49,9 @@ export function defaultLayout(keyPrefix: string): KeyLayout {
     queue: (queueName) => `${keyPrefix}queue:${queueName}`,
     idempotency: (workspaceId, key) => `${keyPrefix}ws:${workspaceId}:idem:${key}`,
     workspaceIndex: (workspaceId) => `${keyPrefix}ws:${workspaceId}:jobs`,
+    processing: (queueName) => `${keyPrefix}queue:${queueName}:processing`,
+    claims: (queueName) => `${keyPrefix}queue:${queueName}:claims`,
+    orphans: (queueName) => `${keyPrefix}queue:${queueName}:orphans`,
   };
 }
 
@@ -53,4 +62,15 @@ export function defaultLayout(keyPrefix: string): KeyLayout {
  */
 export function queueEntry(writeLegacy: boolean, workspaceId: string, jobId: string): string {
   return writeLegacy ? jobId : `${workspaceId}:${jobId}`;
+}
+
+/**
+ * The ids a queue entry names: both for "<workspaceId>:<jobId>", the jobId alone for a bare entry.
+ * Entries come from Redis, possibly from the legacy service: anything else is undefined.
+ */
+export function parseQueueEntry(entry: string): { workspaceId?: string; jobId: string } | undefined {
+  const [first, second, ...rest] = entry.split(':');
+  if (rest.length > 0) return undefined;
+  if (second === undefined) return ID_PATTERN.test(first) ? { jobId: first } : undefined;
+  return ID_PATTERN.test(first) && ID_PATTERN.test(second) ? { workspaceId: first, jobId: second } : undefined;
 }

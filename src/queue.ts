@@ -1,6 +1,7 @@
 import { createHash, randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import {
+  ClaimContentionError,
   DualWriteError,
   EvictionPolicyError,
   PermissionError,
@@ -16,6 +17,7 @@ import {
   IDEMPOTENCY_KEY_PATTERN,
   JOB_TYPE_PATTERN,
   KEY_PREFIX_PATTERN,
+  parseQueueEntry,
   QUEUE_NAME_PATTERN,
   queueEntry,
   type KeyLayout,
@@ -70,6 +72,8 @@ export interface UpdateStatusInput {
   jobId: string;
   status: JobStatus;
   expectedStatus?: JobStatus;
+  /** Only the worker holding the job's claim may update it (ClaimConflictError otherwise). */
+  workerId?: string;
 }
 export interface UpdateStatusResult {
   jobId: string;
@@ -77,6 +81,26 @@ export interface UpdateStatusResult {
   status: JobStatus;
   /** The layout an update had to restore the job into first, if any. */
   repaired: 'none' | 'new' | 'legacy';
+}
+
+export interface ClaimInput {
+  /** Who takes the job; pass it to updateStatus to finish only jobs this worker holds. */
+  workerId: string;
+  /** How long the claim holds before recoverStalled may give the job to another worker. */
+  visibilityTimeoutMs?: number;
+  /** Wait up to this long for a job when the queue is empty (default 0: answer at once). */
+  waitMs?: number;
+}
+
+export interface RecoverStalledInput {
+  /** At most this many stalled jobs per call (default and maximum 100). */
+  limit?: number;
+}
+export interface RecoverStalledResult {
+  /** Jobs put back on the queue. */
+  recovered: number;
+  /** Stalled entries whose job record was gone, moved to the orphans list. */
+  orphaned: number;
 }
 
 export interface GetJobInput {
@@ -113,12 +137,21 @@ export const DEFAULTS = {
   maxPayloadBytes: 1024 * 1024,
   listLimit: 50,
   readyTimeoutMs: 5_000,
+  visibilityTimeoutMs: 30_000,
 } as const;
 export const MAX_LIST_LIMIT = 1000;
 /** listJobs examines at most this many index pages per call, so a status filter stays bounded. */
 const LIST_PAGES_PER_CALL = 5;
 
+const MAX_RECOVER_LIMIT = 100;
+/** How deep in the queue a claim may reach, and how often it retries after losing a race. */
+const CLAIM_DEPTH = 16;
+const CLAIM_ATTEMPTS = 50;
+const CLAIM_POLL_MS = { first: 10, max: 200 };
+
 const SCRIPT = {
+  claim: 'claim_job.v1',
+  recoverStalled: 'recover_stalled.v1',
   enqueue: 'enqueue_dual.v1',
   updateStatus: 'update_status_dual.v1',
   read: 'read_with_fallback.v1',
@@ -293,16 +326,23 @@ export class DualWriteQueue {
   async updateStatus(input: UpdateStatusInput): Promise<UpdateStatusResult> {
     return this.observe('update_status', async () => {
       const request = checkObject('input', input);
-      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'status', 'expectedStatus']);
+      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'status', 'expectedStatus', 'workerId']);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const jobId = checkPattern('jobId', request.jobId, ID_PATTERN);
       const status = checkStatus('status', request.status);
       const expectedStatus = optional(request.expectedStatus, (v) => checkStatus('expectedStatus', v));
+      const workerId = optional(request.workerId, (v) => checkPattern('workerId', v, ID_PATTERN));
       const plan = this.plan();
 
       const reply = await this.scripts.run(
         SCRIPT.updateStatus,
-        [this.keys.legacyJob(jobId), this.keys.newJob(workspaceId, jobId), this.keys.workspaceIndex(workspaceId)],
+        [
+          this.keys.legacyJob(jobId),
+          this.keys.newJob(workspaceId, jobId),
+          this.keys.workspaceIndex(workspaceId),
+          this.keys.processing(this.queueName),
+          this.keys.claims(this.queueName),
+        ],
         [
           workspaceId,
           jobId,
@@ -311,18 +351,190 @@ export class DualWriteQueue {
           flag(plan.writeLegacy),
           flag(plan.writeNew),
           plan.readFrom,
+          workerId ?? '',
+          queueEntry(true, workspaceId, jobId),
+          queueEntry(false, workspaceId, jobId),
         ],
       );
-      if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus });
+      if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus, workerId });
       const repaired = String(reply[2]) as UpdateStatusResult['repaired'];
-      if (repaired !== 'none') {
-        this.metrics.repairs.inc({ target: repaired });
-        this.logger.warn('redis-dual-write: job existed in one layout only; update restored it', {
-          target: repaired,
-          stage: this.currentStage,
+      this.countRepair(repaired, 'update_status');
+      if (reply[4] === '1') this.metrics.finishes.inc({ status });
+      return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired };
+    });
+  }
+
+  /**
+   * Takes the next queued job for a worker: its entry leaves the queue, the claim is recorded with a
+   * deadline, and the job is 'running' in every layout the stage writes, all in one script. Returns
+   * null when nothing is queued (after waiting up to `waitMs`, polling outside any script).
+   */
+  async claim(input: ClaimInput): Promise<Job | null> {
+    return this.observe(
+      'claim',
+      async () => {
+        const request = checkObject('input', input);
+        rejectUnknownFields('input', request, ['workerId', 'visibilityTimeoutMs', 'waitMs']);
+        const workerId = checkPattern('workerId', request.workerId, ID_PATTERN);
+        const visibilityMs = checkInteger(
+          'visibilityTimeoutMs', request.visibilityTimeoutMs ?? DEFAULTS.visibilityTimeoutMs, 1, 2 ** 31 - 1,
+        );
+        const waitMs = checkInteger('waitMs', request.waitMs ?? 0, 0, 3_600_000);
+        const giveUpAt = Date.now() + waitMs;
+        for (let pause = CLAIM_POLL_MS.first; ; pause = Math.min(pause * 2, CLAIM_POLL_MS.max)) {
+          const job = await this.claimOnce(workerId, visibilityMs);
+          const left = giveUpAt - Date.now();
+          if (job || left <= 0) return job;
+          await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+        }
+      },
+      (job) => (job ? 'ok' : 'empty'),
+    );
+  }
+
+  private async claimOnce(workerId: string, visibilityMs: number): Promise<Job | null> {
+    const plan = this.plan();
+    const queueKey = this.keys.queue(this.queueName);
+    // A claim takes the head, so one worker sees FIFO order; after losing the head to another
+    // worker it picks among the first few entries, so many workers rarely collide twice. Orphaned
+    // and skipped entries leave the queue, so only lost races count against the attempts.
+    for (let lostRaces = 0; lostRaces < CLAIM_ATTEMPTS; ) {
+      const head = await this.redis.lrange(queueKey, 0, CLAIM_DEPTH - 1);
+      if (head.length === 0) {
+        this.metrics.claims.inc({ outcome: 'empty' });
+        return null;
+      }
+      const entry = lostRaces === 0 ? head[0] : head[Math.floor(Math.random() * head.length)];
+      const target = await this.locate(entry);
+      const reply = await this.scripts.run(
+        SCRIPT.claim,
+        [
+          queueKey,
+          this.keys.processing(this.queueName),
+          this.keys.claims(this.queueName),
+          this.keys.orphans(this.queueName),
+          ...this.jobKeys(target),
+        ],
+        [
+          entry,
+          target.workspaceId,
+          target.jobId,
+          workerId,
+          flag(plan.writeLegacy),
+          flag(plan.writeNew),
+          plan.readFrom,
+          CLAIM_DEPTH,
+          visibilityMs,
+        ],
+      );
+      switch (reply[0]) {
+        case 'CLAIMED': {
+          this.metrics.claims.inc({ outcome: 'claimed' });
+          this.countRepair(String(reply[1]) as UpdateStatusResult['repaired'], 'claim');
+          return decodeJob({ jobId: target.jobId, source: plan.readFrom, fields: reply[2] as string[] }).job;
+        }
+        case 'ORPHANED':
+          this.countOrphans('claim', 1);
+          break;
+        case 'SKIPPED':
+          this.metrics.claims.inc({ outcome: 'skipped' });
+          this.logger.info('redis-dual-write: dropped a queue entry of a job that is not queued', {
+            status: String(reply[1]),
+          });
+          break;
+        case 'MOVED':
+          lostRaces++;
+          break;
+        default:
+          throw errorForReply(reply, { workspaceId: target.workspaceId, jobId: target.jobId, workerId });
+      }
+    }
+    throw new ClaimContentionError(CLAIM_ATTEMPTS);
+  }
+
+  /**
+   * Puts jobs whose claim outlived its visibility timeout back on the queue ('queued' again), at
+   * most `limit` per call; call it periodically. Entries whose job record is gone are moved aside.
+   */
+  async recoverStalled(input: RecoverStalledInput = {}): Promise<RecoverStalledResult> {
+    return this.observe('recover_stalled', async () => {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['limit']);
+      const limit = checkInteger('limit', request.limit ?? MAX_RECOVER_LIMIT, 1, MAX_RECOVER_LIMIT);
+      const plan = this.plan();
+      // Candidates by the client's clock; the script decides by the server's.
+      const stalled = await this.redis.zrangebyscore(
+        this.keys.processing(this.queueName), '-inf', Date.now(), 'LIMIT', 0, limit,
+      );
+      if (stalled.length === 0) return { recovered: 0, orphaned: 0 };
+      const targets = await Promise.all(stalled.map((entry) => this.locate(entry)));
+      const reply = await this.scripts.run(
+        SCRIPT.recoverStalled,
+        [
+          this.keys.queue(this.queueName),
+          this.keys.processing(this.queueName),
+          this.keys.claims(this.queueName),
+          this.keys.orphans(this.queueName),
+          ...targets.flatMap((target) => this.jobKeys(target).slice(0, 2)),
+        ],
+        [flag(plan.writeLegacy), flag(plan.writeNew), ...stalled.flatMap((entry, i) => [entry, targets[i].workspaceId])],
+      );
+      if (reply[0] !== 'RECOVERED') throw errorForReply(reply, { workspaceId: '', jobId: '' });
+      const [recovered, orphaned] = [Number(reply[1]), Number(reply[2])];
+      if (recovered > 0) {
+        this.metrics.stalledRecoveries.inc(recovered);
+        this.logger.warn('redis-dual-write: claims outlived their visibility timeout; jobs queued again', {
+          recovered,
         });
       }
-      return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired };
+      this.countOrphans('recover_stalled', orphaned);
+      return { recovered, orphaned };
+    });
+  }
+
+  /**
+   * The ids behind a queue entry. A bare entry names the jobId only; its workspace comes from the
+   * legacy record, the one place that says it (in complete too: read as a locator, never as data).
+   * workspaceId is '' when no valid one is found: the scripts then treat the entry as an orphan.
+   */
+  private async locate(entry: string): Promise<{ workspaceId: string; jobId: string }> {
+    const ids = parseQueueEntry(entry);
+    if (!ids) return { workspaceId: '', jobId: '' };
+    if (ids.workspaceId) return { workspaceId: ids.workspaceId, jobId: ids.jobId };
+    const named = await this.redis.hget(this.keys.legacyJob(ids.jobId), 'workspace_id').catch(() => null);
+    return { workspaceId: named && ID_PATTERN.test(named) ? named : '', jobId: ids.jobId };
+  }
+
+  /** legacyKey, newKey and indexKey of a located job; the queue key stands in for unknown ids. */
+  private jobKeys(target: { workspaceId: string; jobId: string }): [string, string, string] {
+    if (!target.workspaceId) {
+      const unused = this.keys.queue(this.queueName);
+      return [unused, unused, unused];
+    }
+    return [
+      this.keys.legacyJob(target.jobId),
+      this.keys.newJob(target.workspaceId, target.jobId),
+      this.keys.workspaceIndex(target.workspaceId),
+    ];
+  }
+
+  private countRepair(repaired: UpdateStatusResult['repaired'], operation: Operation): void {
+    if (repaired === 'none') return;
+    this.metrics.repairs.inc({ target: repaired });
+    this.logger.warn('redis-dual-write: job existed in one layout only; restored it', {
+      operation,
+      target: repaired,
+      stage: this.currentStage,
+    });
+  }
+
+  private countOrphans(operation: Operation, count: number): void {
+    if (count === 0) return;
+    this.metrics.orphanedEntries.inc({ operation }, count);
+    this.logger.warn('redis-dual-write: entries without a job record moved to the orphans list', {
+      operation,
+      count,
+      orphansKey: this.keys.orphans(this.queueName),
     });
   }
 

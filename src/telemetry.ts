@@ -1,6 +1,6 @@
-import { Counter, Histogram, Registry, register as globalRegistry } from 'prom-client';
+import { Counter, Gauge, Histogram, Registry, register as globalRegistry } from 'prom-client';
 
-export type Operation = 'enqueue' | 'update_status' | 'get_job' | 'list_jobs';
+export type Operation = 'enqueue' | 'update_status' | 'get_job' | 'list_jobs' | 'claim' | 'recover_stalled';
 
 /** Label values come from small fixed sets only: never a workspace or job id. */
 export interface Metrics {
@@ -10,6 +10,10 @@ export interface Metrics {
   divergences: Counter<'kind'>;
   repairs: Counter<'target'>;
   scriptReloads: Counter<'script'>;
+  claims: Counter<'outcome'>;
+  finishes: Counter<'status'>;
+  stalledRecoveries: Counter;
+  orphanedEntries: Counter<'operation'>;
 }
 
 /** Redis calls on loopback take tens of microseconds, so the buckets start at 100 µs. */
@@ -74,6 +78,84 @@ function createMetrics(registry: Registry): Metrics {
       'dualwrite_script_reloads_total',
       'NOSCRIPT answers recovered by resending the script body (restart, failover, SCRIPT FLUSH)',
       ['script'],
+    ),
+    claims: counter(
+      'dualwrite_claims_total',
+      'Claim attempts by outcome: claimed, empty (nothing queued), skipped (entry of a job not queued)',
+      ['outcome'],
+    ),
+    finishes: counter(
+      'dualwrite_finishes_total',
+      'Claimed jobs finished by an update to a terminal status',
+      ['status'],
+    ),
+    stalledRecoveries: counter(
+      'dualwrite_stalled_recoveries_total',
+      'Claimed jobs put back on the queue because their visibility timeout passed',
+      [],
+    ),
+    orphanedEntries: counter(
+      'dualwrite_orphaned_entries_total',
+      'Queue or processing entries whose job record is missing, moved to the orphans list',
+      ['operation'],
+    ),
+  };
+}
+
+/**
+ * What backfill, verify and cleanup report, on the same registry as the queue's metrics. Kept apart
+ * from Metrics so a service that only runs the queue exports no idle migration series.
+ */
+export interface MigrationMetrics {
+  backfillJobs: Counter<'result'>;
+  cleanupJobs: Counter<'result'>;
+  verifyDivergences: Gauge<'kind'>;
+  progress: Gauge<'operation'>;
+}
+
+const createdMigration = new WeakMap<Registry, MigrationMetrics>();
+
+/** Created on first use per registry, like metricsFor; reused when already registered. */
+export function migrationMetricsFor(registry: Registry = globalRegistry): MigrationMetrics {
+  let metrics = createdMigration.get(registry);
+  if (!metrics) {
+    metrics = createMigrationMetrics(registry);
+    createdMigration.set(registry, metrics);
+  }
+  return metrics;
+}
+
+export function discardedMigrationMetrics(): MigrationMetrics {
+  return createMigrationMetrics(new Registry());
+}
+
+function createMigrationMetrics(registry: Registry): MigrationMetrics {
+  const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>
+    (registry.getSingleMetric(name) as Counter<L> | undefined) ??
+    new Counter({ name, help, labelNames, registers: [registry] });
+  const gauge = <L extends string>(name: string, help: string, labelNames: readonly L[]): Gauge<L> =>
+    (registry.getSingleMetric(name) as Gauge<L> | undefined) ??
+    new Gauge({ name, help, labelNames, registers: [registry] });
+  return {
+    backfillJobs: counter(
+      'dualwrite_backfill_jobs_total',
+      'Legacy jobs a backfill examined, by result: copied, resynced, same, conflict, skipped, gone',
+      ['result'],
+    ),
+    cleanupJobs: counter(
+      'dualwrite_cleanup_jobs_total',
+      'Legacy jobs a cleanup examined, by result: deleted, would_delete (dry run), kept',
+      ['result'],
+    ),
+    verifyDivergences: gauge(
+      'dualwrite_verify_divergences',
+      'Divergences the last completed verify found, by kind (0 when clean)',
+      ['kind'],
+    ),
+    progress: gauge(
+      'dualwrite_migration_progress_ratio',
+      'Estimated share of the keyspace a running backfill, verify or cleanup has walked (0 to 1)',
+      ['operation'],
     ),
   };
 }

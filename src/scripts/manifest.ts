@@ -15,9 +15,9 @@ export interface ManifestEntry {
   file: string;
   /** sha1 of the file's exact bytes: what EVALSHA sends and SCRIPT LOAD returns. */
   sha1: string;
-  /** Number of KEYS per call, or per job when `keysPerJob` is true (batch scripts). */
+  /** KEYS a call always passes, then `keysPerJob` more for each job of a batch (0: not a batch). */
   keys: number;
-  keysPerJob: boolean;
+  keysPerJob: number;
 }
 
 export interface LoadedScript extends ManifestEntry {
@@ -25,7 +25,8 @@ export interface LoadedScript extends ManifestEntry {
 }
 
 const FILE_NAME = /^([a-z][a-z0-9_]*)\.v([1-9][0-9]*)\.lua$/;
-const KEYS_LINE = /^-- @keys (\d+)( per job)?/m;
+/** "-- @keys 5", "-- @keys 2 per job" or "-- @keys 4 + 2 per job". */
+const KEYS_LINE = /^-- @keys (?:(\d+) per job|(\d+)(?: \+ (\d+) per job)?)/m;
 
 export function sha1(text: string): string {
   return createHash('sha1').update(text, 'utf8').digest('hex');
@@ -37,15 +38,15 @@ export function describeScript(file: string, body: string): ManifestEntry {
   if (!name) throw new Error(`lua/${file}: a script file is named <name>.v<N>.lua`);
   if (!body.startsWith('#!lua')) throw new Error(`lua/${file}: must start with its #!lua line`);
   const keys = KEYS_LINE.exec(body);
-  if (!keys) throw new Error(`lua/${file}: the header must declare "-- @keys N"`);
+  if (!keys) throw new Error(`lua/${file}: the header must declare "-- @keys N", "M per job" or "N + M per job"`);
   return {
     id: `${name[1]}.v${name[2]}`,
     name: name[1],
     version: Number(name[2]),
     file,
     sha1: sha1(body),
-    keys: Number(keys[1]),
-    keysPerJob: keys[2] !== undefined,
+    keys: Number(keys[2] ?? 0),
+    keysPerJob: Number(keys[1] ?? keys[3] ?? 0),
   };
 }
 

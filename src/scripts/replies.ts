@@ -1,4 +1,5 @@
 import {
+  ClaimConflictError,
   DuplicateJobError,
   IdempotencyConflictError,
   JobIdCollisionError,
@@ -15,6 +16,7 @@ export interface ReplyContext {
   jobId: string;
   idempotencyKey?: string;
   expectedStatus?: string;
+  workerId?: string;
 }
 
 /**
@@ -36,6 +38,8 @@ export function errorForReply(reply: readonly unknown[], context: ReplyContext):
       return new StatusConflictError(context.jobId, context.expectedStatus ?? '', a);
     case 'JOB_ID_COLLISION':
       return new JobIdCollisionError(context.workspaceId, context.jobId);
+    case 'CLAIM_CONFLICT':
+      return new ClaimConflictError(context.jobId, context.workerId ?? '', a);
     case 'NO_PERMISSION':
       return new PermissionError(a, `the Redis user may not run ${a} on ${b}; nothing was written`);
     default:

@@ -1,0 +1,340 @@
+import Redis from 'ioredis';
+import { ClaimConflictError, DualWriteQueue, STAGES, type Stage } from '../../src';
+import { makeQueue, metricValue, useRedis } from '../support/redis';
+import { hash, jobHash, list, putJob, redisState, zset } from '../support/state';
+
+const ctx = useRedis();
+
+const PROCESSING = 'queue:default:processing';
+const CLAIMS = 'queue:default:claims';
+const ORPHANS = 'queue:default:orphans';
+
+/** The claim record as claim_job writes it. */
+function claimOf(claimedAt: number, visibilityMs: number, workspaceId: string, workerId: string): string {
+  return `${claimedAt}:${visibilityMs}:${workspaceId}:${workerId}`;
+}
+
+describe('claim', () => {
+  it.each<[Stage, boolean, boolean, (id: string) => string]>([
+    ['off', true, false, (id) => id],
+    ['dualwrite', true, true, (id) => id],
+    ['shadow', true, true, (id) => id],
+    ['live', true, true, (id) => id],
+    ['rampdown', true, true, (id) => id],
+    ['complete', false, true, (id) => `acme:${id}`],
+  ])('in %s moves the entry to processing and marks the job running in the layouts the stage writes', async (stage, legacy, fresh, entryOf) => {
+    const { queue, registry } = await makeQueue(ctx.redis, stage);
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: { n: 1 } });
+    const enqueued = (await queue.getJob({ workspaceId: 'acme', jobId }))!;
+
+    const job = await queue.claim({ workerId: 'worker-1', visibilityTimeoutMs: 60_000 });
+
+    expect(job).toMatchObject({ id: jobId, workspaceId: 'acme', status: 'running', payload: { n: 1 } });
+    const running = { ...enqueued, status: 'running', updatedAt: job!.updatedAt };
+    const entry = entryOf(jobId);
+    const expected: Record<string, unknown> = {
+      'ws:acme:jobs': zset([jobId, enqueued.createdAt]),
+      [PROCESSING]: zset([entry, job!.updatedAt + 60_000]),
+      [CLAIMS]: hash({ [entry]: claimOf(job!.updatedAt, 60_000, 'acme', 'worker-1') }),
+    };
+    if (legacy) expected[`job:${jobId}`] = jobHash(running);
+    if (fresh) expected[`ws:acme:job:${jobId}`] = jobHash(running);
+    expect(await redisState(ctx.redis)).toEqual(expected);
+    expect(await metricValue(registry, 'dualwrite_claims_total', { outcome: 'claimed' })).toBe(1);
+  });
+
+  it('returns null on an empty queue and writes nothing', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+
+    expect(await queue.claim({ workerId: 'w1' })).toBeNull();
+
+    expect(await redisState(ctx.redis)).toEqual({});
+    expect(await metricValue(registry, 'dualwrite_claims_total', { outcome: 'empty' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'claim', outcome: 'empty' })).toBe(1);
+  });
+
+  it('gives one worker the jobs in queue order', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+    for (const jobId of ['c', 'a', 'b']) await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId });
+
+    const order = [];
+    for (let i = 0; i < 4; i++) order.push((await queue.claim({ workerId: 'w1' }))?.id ?? null);
+
+    expect(order).toEqual(['c', 'a', 'b', null]);
+    const state = await redisState(ctx.redis);
+    expect(state['queue:default']).toBeUndefined();
+    expect((state[PROCESSING].value as [string, number][]).map(([e]) => e).sort()).toEqual(['a', 'b', 'c']);
+  });
+
+  it('never gives a job to two workers: many claimers on their own connections take every job exactly once', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'live');
+    const jobIds: string[] = [];
+    for (let i = 0; i < 150; i++) jobIds.push((await queue.enqueue({ workspaceId: `ws${i % 5}`, type: 't', payload: i })).jobId);
+    const clients = Array.from({ length: 6 }, () => new Redis(ctx.handle.url));
+    try {
+      const workers = clients.map((redis, w) => ({ id: `w${w}`, queue: new DualWriteQueue({ redis, stage: 'live', metrics: false }) }));
+
+      const claimed = await Promise.all(
+        workers.map(async ({ id, queue: q }) => {
+          const mine: string[] = [];
+          // Four claims in flight per connection, so claims really race.
+          await Promise.all(
+            Array.from({ length: 4 }, async () => {
+              for (let job = await q.claim({ workerId: id }); job; job = await q.claim({ workerId: id })) mine.push(job.id);
+            }),
+          );
+          return mine;
+        }),
+      );
+
+      const all = claimed.flat();
+      expect(all.sort()).toEqual([...jobIds].sort());
+      const state = await redisState(ctx.redis);
+      expect(state['queue:default']).toBeUndefined();
+      expect((state[PROCESSING].value as [string, number][]).length).toBe(150);
+      const claims = state[CLAIMS].value as Record<string, string>;
+      claimed.forEach((mine, w) => mine.forEach((id) => expect(claims[id]).toMatch(new RegExp(`:w${w}$`))));
+    } finally {
+      clients.forEach((c) => c.disconnect());
+    }
+  });
+
+  it('moves an entry without a job record aside to the orphans list, counts it, and hands out the next job', async () => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite', { logger });
+    await ctx.redis.rpush('queue:default', 'ghost', 'not a valid id!');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+
+    const job = await queue.claim({ workerId: 'w1' });
+
+    expect(job?.id).toBe(jobId);
+    const state = await redisState(ctx.redis);
+    expect(state[ORPHANS]).toEqual(list('ghost', 'not a valid id!'));
+    expect(state['queue:default']).toBeUndefined();
+    expect(Object.keys(state).sort()).toEqual([CLAIMS, PROCESSING, ORPHANS, `job:${jobId}`, `ws:acme:job:${jobId}`, 'ws:acme:jobs'].sort());
+    expect(await metricValue(registry, 'dualwrite_orphaned_entries_total', { operation: 'claim' })).toBe(2);
+    expect(warnings.filter((w) => w.includes('orphans'))).toHaveLength(2);
+  });
+
+  it('drops the entry of a job that was cancelled while queued, without handing it out', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'cancelled' });
+    const before = await redisState(ctx.redis);
+
+    expect(await queue.claim({ workerId: 'w1' })).toBeNull();
+
+    const { 'queue:default': _dropped, ...rest } = before;
+    expect(await redisState(ctx.redis)).toEqual(rest);
+    expect(await metricValue(registry, 'dualwrite_claims_total', { outcome: 'skipped' })).toBe(1);
+  });
+
+  it('copies a job from before dual writes into the new layout while claiming it', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+    const old = { id: 'old', workspaceId: 'acme', type: 't', payload: 1, status: 'queued', createdAt: 1_700_000_000_000, updatedAt: 1_700_000_000_000 };
+    await putJob(ctx.redis, 'job:old', old);
+    await ctx.redis.rpush('queue:default', 'old');
+
+    const job = await queue.claim({ workerId: 'w1' });
+
+    const running = { ...old, status: 'running', updatedAt: job!.updatedAt };
+    expect(await redisState(ctx.redis)).toEqual({
+      'job:old': jobHash(running),
+      'ws:acme:job:old': jobHash(running),
+      'ws:acme:jobs': zset(['old', old.createdAt]),
+      [PROCESSING]: zset(['old', job!.updatedAt + 30_000]),
+      [CLAIMS]: hash({ old: claimOf(job!.updatedAt, 30_000, 'acme', 'w1') }),
+    });
+    expect(await metricValue(registry, 'dualwrite_repairs_total', { target: 'new' })).toBe(1);
+  });
+
+  it('in complete finds a bare entry left from an earlier stage through its legacy record', async () => {
+    const early = await makeQueue(ctx.redis, 'rampdown');
+    const { jobId } = await early.queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    const { queue } = await makeQueue(ctx.redis, 'complete');
+
+    const job = await queue.claim({ workerId: 'w1' });
+
+    expect(job).toMatchObject({ id: jobId, status: 'running', source: 'new' });
+    const state = await redisState(ctx.redis);
+    expect((state[`ws:acme:job:${jobId}`].value as Record<string, string>).status).toBe('running');
+    expect((state[`job:${jobId}`].value as Record<string, string>).status).toBe('queued');
+    expect(state[PROCESSING].value).toEqual([[jobId, job!.updatedAt + 30_000]]);
+  });
+
+  it('waits for a job with waitMs, polling outside any script', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+    const producer = new DualWriteQueue({ redis: ctx.redis, stage: 'dualwrite', metrics: false });
+    setTimeout(() => void producer.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'late' }), 100);
+
+    const job = await queue.claim({ workerId: 'w1', waitMs: 5_000 });
+
+    expect(job?.id).toBe('late');
+    expect(Object.keys(await redisState(ctx.redis)).sort()).toEqual(['job:late', CLAIMS, PROCESSING, 'ws:acme:job:late', 'ws:acme:jobs'].sort());
+  });
+
+  it('answers null after waitMs when nothing arrives', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+
+    expect(await queue.claim({ workerId: 'w1', waitMs: 120 })).toBeNull();
+    expect(await redisState(ctx.redis)).toEqual({});
+  });
+});
+
+describe('finishing a claimed job', () => {
+  it.each(['succeeded', 'failed', 'cancelled'] as const)(
+    'updateStatus to %s by the claiming worker ends the claim in the same step, in both layouts',
+    async (status) => {
+      const { queue, registry } = await makeQueue(ctx.redis, 'live');
+      const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+      await queue.claim({ workerId: 'w1' });
+
+      const result = await queue.updateStatus({ workspaceId: 'acme', jobId, status, workerId: 'w1' });
+
+      expect(result).toEqual({ jobId, previousStatus: 'running', status, repaired: 'none' });
+      const job = (await queue.getJob({ workspaceId: 'acme', jobId }))!;
+      expect(await redisState(ctx.redis)).toEqual({
+        [`job:${jobId}`]: jobHash({ ...job, status }),
+        [`ws:acme:job:${jobId}`]: jobHash({ ...job, status }),
+        'ws:acme:jobs': zset([jobId, job.createdAt]),
+      });
+      expect(await metricValue(registry, 'dualwrite_finishes_total', { status })).toBe(1);
+    },
+  );
+
+  it('refuses another worker with ClaimConflictError naming the claimant, writing nothing', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.claim({ workerId: 'w1' });
+    const before = await redisState(ctx.redis);
+
+    const error = await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'succeeded', workerId: 'w2' }).catch((e) => e);
+
+    expect(error).toBeInstanceOf(ClaimConflictError);
+    expect(error).toMatchObject({ code: 'CLAIM_CONFLICT', jobId, workerId: 'w2', claimant: 'w1' });
+    expect(await redisState(ctx.redis)).toEqual(before);
+  });
+
+  it('refuses a worker guard on a job nobody claimed', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    const before = await redisState(ctx.redis);
+
+    const error = await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'succeeded', workerId: 'w1' }).catch((e) => e);
+
+    expect(error).toMatchObject({ code: 'CLAIM_CONFLICT', claimant: '' });
+    expect(await redisState(ctx.redis)).toEqual(before);
+  });
+
+  it('lets a caller without a worker guard finish a claimed job, ending the claim', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'complete');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.claim({ workerId: 'w1' });
+
+    await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'failed' });
+
+    const state = await redisState(ctx.redis);
+    expect(Object.keys(state).sort()).toEqual([`ws:acme:job:${jobId}`, 'ws:acme:jobs']);
+  });
+
+  it("does not end another workspace's claim on a job with the same id", async () => {
+    const { queue } = await makeQueue(ctx.redis, 'complete');
+    await queue.enqueue({ workspaceId: 'ws-a', type: 't', payload: 1, jobId: 'same' });
+    await queue.enqueue({ workspaceId: 'ws-b', type: 't', payload: 1, jobId: 'same' });
+    const first = await queue.claim({ workerId: 'w1' });
+    expect(first?.workspaceId).toBe('ws-a');
+
+    await queue.updateStatus({ workspaceId: 'ws-b', jobId: 'same', status: 'cancelled' });
+
+    const state = await redisState(ctx.redis);
+    expect(Object.keys(state[CLAIMS].value)).toEqual(['ws-a:same']);
+    expect(state['queue:default']).toEqual(list('ws-b:same'));
+  });
+});
+
+describe('recoverStalled', () => {
+  it('puts a job whose worker never finished back on the queue, and another worker gets it', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.claim({ workerId: 'crashed', visibilityTimeoutMs: 50 });
+    await new Promise((resolve) => setTimeout(resolve, 80));
+
+    const result = await queue.recoverStalled();
+
+    expect(result).toEqual({ recovered: 1, orphaned: 0 });
+    const job = (await queue.getJob({ workspaceId: 'acme', jobId }))!;
+    expect(job.status).toBe('queued');
+    expect(await redisState(ctx.redis)).toEqual({
+      [`job:${jobId}`]: jobHash(job),
+      [`ws:acme:job:${jobId}`]: jobHash(job),
+      'queue:default': list(jobId),
+      'ws:acme:jobs': zset([jobId, job.createdAt]),
+    });
+    expect(await metricValue(registry, 'dualwrite_stalled_recoveries_total')).toBe(1);
+    expect((await queue.claim({ workerId: 'healthy' }))?.id).toBe(jobId);
+    await expect(queue.updateStatus({ workspaceId: 'acme', jobId, status: 'succeeded', workerId: 'crashed' })).rejects.toMatchObject({
+      code: 'CLAIM_CONFLICT',
+      claimant: 'healthy',
+    });
+  });
+
+  it('leaves claims within their timeout alone', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'live');
+    await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.claim({ workerId: 'w1', visibilityTimeoutMs: 60_000 });
+    const before = await redisState(ctx.redis);
+
+    expect(await queue.recoverStalled()).toEqual({ recovered: 0, orphaned: 0 });
+    expect(await redisState(ctx.redis)).toEqual(before);
+  });
+
+  it('moves a stalled entry whose job record is gone to the orphans list', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'complete');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.claim({ workerId: 'w1', visibilityTimeoutMs: 20 });
+    await ctx.redis.del(`ws:acme:job:${jobId}`);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+
+    expect(await queue.recoverStalled()).toEqual({ recovered: 0, orphaned: 1 });
+
+    const state = await redisState(ctx.redis);
+    expect(state).toEqual({ [ORPHANS]: list(`acme:${jobId}`), 'ws:acme:jobs': state['ws:acme:jobs'] });
+    expect(await metricValue(registry, 'dualwrite_orphaned_entries_total', { operation: 'recover_stalled' })).toBe(1);
+  });
+
+  it('recovers at most `limit` jobs per call', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+    for (let i = 0; i < 5; i++) await queue.enqueue({ workspaceId: 'acme', type: 't', payload: i });
+    for (let i = 0; i < 5; i++) await queue.claim({ workerId: 'w1', visibilityTimeoutMs: 10 });
+    await new Promise((resolve) => setTimeout(resolve, 40));
+
+    expect(await queue.recoverStalled({ limit: 3 })).toEqual({ recovered: 3, orphaned: 0 });
+
+    const state = await redisState(ctx.redis);
+    expect((state['queue:default'].value as string[]).length).toBe(3);
+    expect((state[PROCESSING].value as unknown[]).length).toBe(2);
+  });
+});
+
+it('keeps every job in exactly one of queue and processing through claims, finishes and recoveries in every stage', async () => {
+  for (const stage of STAGES) {
+    await ctx.redis.flushall();
+    const { queue } = await makeQueue(ctx.redis, stage);
+    const ids: string[] = [];
+    for (let i = 0; i < 6; i++) ids.push((await queue.enqueue({ workspaceId: 'acme', type: 't', payload: i })).jobId);
+    const a = await queue.claim({ workerId: 'w1', visibilityTimeoutMs: 10 });
+    const b = await queue.claim({ workerId: 'w2' });
+    await queue.updateStatus({ workspaceId: 'acme', jobId: b!.id, status: 'succeeded', workerId: 'w2' });
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    await queue.recoverStalled();
+
+    const state = await redisState(ctx.redis);
+    const queued = (state['queue:default']?.value as string[]) ?? [];
+    const processing = ((state[PROCESSING]?.value as [string, number][]) ?? []).map(([e]) => e);
+    const entryOf = (id: string) => (stage === 'complete' ? `acme:${id}` : id);
+    expect({ stage, queued: [...queued].sort() }).toEqual({ stage, queued: ids.filter((id) => id !== b!.id).map(entryOf).sort() });
+    expect({ stage, processing }).toEqual({ stage, processing: [] });
+    expect({ stage, recovered: (await queue.getJob({ workspaceId: 'acme', jobId: a!.id }))?.status }).toEqual({ stage, recovered: 'queued' });
+  }
+});
