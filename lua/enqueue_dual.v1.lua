@@ -31,22 +31,21 @@ local jobId, workspaceId, jobType, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local fingerprint, idempotencyTtl = ARGV[5], ARGV[6]
 local writeLegacy, writeNew, queueEntry = ARGV[7] == '1', ARGV[8] == '1', ARGV[9]
 
-local function wrongType(key, expected)
-  local actual = redis.call('TYPE', key)['ok']
-  if actual ~= 'none' and actual ~= expected then
-    return {'WRONGTYPE', key, expected, actual}
-  end
+local function wrongType(key, expected, actual)
+  if actual ~= 'none' and actual ~= expected then return {'WRONGTYPE', key, expected, actual} end
+end
+local function typeOf(key)
+  return redis.call('TYPE', key)['ok']
 end
 
-local typeError = (fingerprint ~= '' and wrongType(idempotencyKey, 'string'))
-  or (writeLegacy and wrongType(legacyKey, 'hash'))
-  or (writeNew and wrongType(newKey, 'hash'))
-  or wrongType(queueKey, 'list')
-  or wrongType(indexKey, 'zset')
-if typeError then return typeError end
+local problem = wrongType(queueKey, 'list', typeOf(queueKey)) or wrongType(indexKey, 'zset', typeOf(indexKey))
+if problem then return problem end
 
 if fingerprint ~= '' then
-  local remembered = redis.call('GET', idempotencyKey)
+  -- GET answers both questions, the key's type and what it remembers; pcall keeps a wrong type
+  -- from ending the script with Redis' own error.
+  local remembered = redis.pcall('GET', idempotencyKey)
+  if type(remembered) == 'table' then return wrongType(idempotencyKey, 'string', typeOf(idempotencyKey)) end
   if remembered then
     local rememberedFingerprint, originalJobId = string.match(remembered, '^(%x+):(.+)$')
     if rememberedFingerprint == fingerprint then return {'REPLAY', originalJobId} end
@@ -54,8 +53,15 @@ if fingerprint ~= '' then
   end
 end
 
-if writeLegacy and redis.call('EXISTS', legacyKey) == 1 then return {'DUPLICATE', 'legacy'} end
-if writeNew and redis.call('EXISTS', newKey) == 1 then return {'DUPLICATE', 'new'} end
+-- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
+for _, layout in ipairs({{writeLegacy, legacyKey, 'legacy'}, {writeNew, newKey, 'new'}}) do
+  if layout[1] then
+    local actual = typeOf(layout[2])
+    if actual == 'hash' then return {'DUPLICATE', layout[3]} end
+    problem = wrongType(layout[2], 'hash', actual)
+    if problem then return problem end
+  end
+end
 
 -- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
 -- leave the writes before it behind: ask about every write first.

@@ -23,6 +23,8 @@ export type ErrorCode =
 
 export abstract class DualWriteError extends Error {
   abstract readonly code: ErrorCode;
+  /** From enqueueMany: the position (0-based) of the job in the batch that the error is about. */
+  index?: number;
 
   constructor(message: string, options?: { cause?: unknown }) {
     super(message, options);

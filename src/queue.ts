@@ -1,4 +1,4 @@
-import { createHash, randomUUID } from 'node:crypto';
+import { hash, randomUUID } from 'node:crypto';
 import type { Registry } from 'prom-client';
 import {
   ClaimContentionError,
@@ -144,12 +144,16 @@ export const MAX_LIST_LIMIT = 1000;
 const LIST_PAGES_PER_CALL = 5;
 
 const MAX_RECOVER_LIMIT = 100;
+export const MAX_BATCH_JOBS = 1000;
+/** All payloads of one enqueueMany together: a bound on what one script call carries. */
+const MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** How deep in the queue a claim may reach, and how often it retries after losing a race. */
 const CLAIM_DEPTH = 16;
 const CLAIM_ATTEMPTS = 50;
 const CLAIM_POLL_MS = { first: 10, max: 200 };
 
 const SCRIPT = {
+  enqueueMany: 'enqueue_many_dual.v1',
   claim: 'claim_job.v1',
   recoverStalled: 'recover_stalled.v1',
   enqueue: 'enqueue_dual.v1',
@@ -276,51 +280,97 @@ export class DualWriteQueue {
     return this.observe(
       'enqueue',
       async () => {
-        const request = checkObject('input', input);
-        rejectUnknownFields('input', request, ['workspaceId', 'type', 'payload', 'idempotencyKey', 'jobId']);
-        const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
-        const type = checkPattern('type', request.type, JOB_TYPE_PATTERN);
-        const givenJobId = optional(request.jobId, (v) => checkPattern('jobId', v, ID_PATTERN));
-        const idempotencyKey = optional(request.idempotencyKey, (v) =>
-          checkPattern('idempotencyKey', v, IDEMPOTENCY_KEY_PATTERN),
-        );
-        const payload = serialisePayload(request.payload, this.maxPayloadBytes);
-        const jobId = givenJobId ?? randomUUID();
+        const job = this.prepareJob(input);
         const plan = this.plan();
-        const indexKey = this.keys.workspaceIndex(workspaceId);
-
         const reply = await this.scripts.run(
           SCRIPT.enqueue,
+          [job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, this.keys.queue(this.queueName), job.indexKey],
           [
-            // Without an idempotency key the script never touches KEYS[1]; the index key stands in
-            // so every key of the call still belongs to this workspace (and its cluster slot).
-            idempotencyKey ? this.keys.idempotency(workspaceId, idempotencyKey) : indexKey,
-            this.keys.legacyJob(jobId),
-            this.keys.newJob(workspaceId, jobId),
-            this.keys.queue(this.queueName),
-            indexKey,
-          ],
-          [
-            jobId,
-            workspaceId,
-            type,
-            payload,
-            idempotencyKey ? fingerprint(type, givenJobId, request.payload) : '',
+            job.jobId,
+            job.workspaceId,
+            job.type,
+            job.payload,
+            job.fingerprint,
             this.idempotencyTtlSeconds,
             flag(plan.writeLegacy),
             flag(plan.writeNew),
-            queueEntry(plan.writeLegacy, workspaceId, jobId),
+            queueEntry(plan.writeLegacy, job.workspaceId, job.jobId),
           ],
         );
-        if (reply[0] === 'CREATED') return { jobId, created: true };
-        if (reply[0] === 'REPLAY') {
-          this.logger.debug('redis-dual-write: idempotent replay', { operation: 'enqueue' });
-          return { jobId: String(reply[1]), created: false };
-        }
-        throw errorForReply(reply, { workspaceId, jobId, idempotencyKey });
+        if (reply[0] === 'CREATED') return { jobId: job.jobId, created: true };
+        if (reply[0] === 'REPLAY') return { jobId: String(reply[1]), created: false };
+        throw errorForReply(reply, job);
       },
       (result) => (result.created ? 'ok' : 'replay'),
     );
+  }
+
+  /**
+   * Enqueues up to 1000 jobs in one script, all or nothing: a refused job (invalid, duplicate,
+   * idempotency conflict, wrong-typed key) fails the call with an error whose `index` names it, and
+   * nothing of the batch is written. Results come in input order; replays as in enqueue.
+   */
+  async enqueueMany(inputs: readonly EnqueueInput[]): Promise<EnqueueResult[]> {
+    return this.observe('enqueue_many', async () => {
+      if (!Array.isArray(inputs) || inputs.length < 1 || inputs.length > MAX_BATCH_JOBS) {
+        throw new ValidationError('jobs', 'range', `must be an array of 1 to ${MAX_BATCH_JOBS} jobs`);
+      }
+      const jobs = inputs.map((input, index) => {
+        try {
+          return this.prepareJob(input, `jobs[${index}]`);
+        } catch (error) {
+          throw atIndex(error, index);
+        }
+      });
+      const bytes = jobs.reduce((sum, job) => sum + Buffer.byteLength(job.payload), 0);
+      if (bytes > MAX_BATCH_PAYLOAD_BYTES) {
+        throw new ValidationError('jobs', 'max-bytes', `hold ${bytes} bytes of payload, a batch takes at most ${MAX_BATCH_PAYLOAD_BYTES}`);
+      }
+      const plan = this.plan();
+      const keys = [this.keys.queue(this.queueName)];
+      const args: (string | number)[] = [flag(plan.writeLegacy), flag(plan.writeNew), this.idempotencyTtlSeconds];
+      for (const job of jobs) {
+        keys.push(job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, job.indexKey);
+        args.push(job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, queueEntry(plan.writeLegacy, job.workspaceId, job.jobId));
+      }
+      const reply = await this.scripts.run(SCRIPT.enqueueMany, keys, args);
+      if (reply[0] === 'AT') {
+        const index = Number(reply[1]) - 1;
+        throw atIndex(errorForReply(reply[2] as unknown[], jobs[index]), index);
+      }
+      const flat = reply[1] as (string | number)[];
+      return jobs.map((_, i) => ({ jobId: String(flat[2 * i]), created: Number(flat[2 * i + 1]) === 1 }));
+    });
+  }
+
+  /** Validates one job and derives what its script call needs; nothing is sent yet. */
+  private prepareJob(input: unknown, at?: string): PreparedJob {
+    const name = (field: string) => (at ? `${at}.${field}` : field);
+    const request = checkObject(at ?? 'input', input);
+    rejectUnknownFields(at ?? 'input', request, ['workspaceId', 'type', 'payload', 'idempotencyKey', 'jobId']);
+    const workspaceId = checkPattern(name('workspaceId'), request.workspaceId, ID_PATTERN);
+    const type = checkPattern(name('type'), request.type, JOB_TYPE_PATTERN);
+    const givenJobId = optional(request.jobId, (v) => checkPattern(name('jobId'), v, ID_PATTERN));
+    const idempotencyKey = optional(request.idempotencyKey, (v) =>
+      checkPattern(name('idempotencyKey'), v, IDEMPOTENCY_KEY_PATTERN),
+    );
+    const payload = serialisePayload(request.payload, this.maxPayloadBytes, name('payload'));
+    const jobId = givenJobId ?? randomUUID();
+    const indexKey = this.keys.workspaceIndex(workspaceId);
+    return {
+      workspaceId,
+      jobId,
+      type,
+      payload,
+      idempotencyKey,
+      fingerprint: idempotencyKey ? fingerprint(type, givenJobId, canonicalJson(request.payload)) : '',
+      // Without an idempotency key the script never touches that key; the index key stands in so
+      // every key of the call still belongs to this workspace (and its cluster slot).
+      idempotencyKeyOrStandIn: idempotencyKey ? this.keys.idempotency(workspaceId, idempotencyKey) : indexKey,
+      legacyKey: this.keys.legacyJob(jobId),
+      newKey: this.keys.newJob(workspaceId, jobId),
+      indexKey,
+    };
   }
 
   async updateStatus(input: UpdateStatusInput): Promise<UpdateStatusResult> {
@@ -675,6 +725,27 @@ export class DualWriteQueue {
   }
 }
 
+interface PreparedJob {
+  workspaceId: string;
+  jobId: string;
+  type: string;
+  /** The payload's JSON text. */
+  payload: string;
+  idempotencyKey?: string;
+  /** '' without an idempotency key. */
+  fingerprint: string;
+  idempotencyKeyOrStandIn: string;
+  legacyKey: string;
+  newKey: string;
+  indexKey: string;
+}
+
+/** Marks an error as being about job `index` of an enqueueMany batch. */
+function atIndex(error: unknown, index: number): unknown {
+  if (error instanceof DualWriteError) error.index = index;
+  return error;
+}
+
 interface IndexEntry {
   jobId: string;
   score: string;
@@ -717,11 +788,8 @@ function rejectUnknownFields(field: string, value: Record<string, unknown>, know
 }
 
 /** Same key, same request: the request is the type, the caller's jobId, and the canonical payload. */
-function fingerprint(type: string, givenJobId: string | undefined, payload: unknown): string {
-  return createHash('sha256')
-    .update(`${type}\n${givenJobId ?? ''}\n${canonicalJson(payload)}`)
-    .digest('hex')
-    .slice(0, 32);
+function fingerprint(type: string, givenJobId: string | undefined, canonicalPayload: string): string {
+  return hash('sha256', `${type}\n${givenJobId ?? ''}\n${canonicalPayload}`).slice(0, 32);
 }
 
 const CURSOR = /^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?):([A-Za-z0-9_-]{1,64})$/;

@@ -1,6 +1,6 @@
 import { Counter, Gauge, Histogram, Registry, register as globalRegistry } from 'prom-client';
 
-export type Operation = 'enqueue' | 'update_status' | 'get_job' | 'list_jobs' | 'claim' | 'recover_stalled';
+export type Operation = 'enqueue' | 'enqueue_many' | 'update_status' | 'get_job' | 'list_jobs' | 'claim' | 'recover_stalled';
 
 /** Label values come from small fixed sets only: never a workspace or job id. */
 export interface Metrics {

@@ -27,67 +27,80 @@ export function checkInteger(field: string, value: unknown, min: number, max: nu
 
 /**
  * Serialises a payload, refusing anything a JSON round trip would change: the caller must read back
- * exactly what it enqueued. Returns the JSON text.
+ * exactly what it enqueued. Returns the JSON text, in the caller's key order.
  */
-export function serialisePayload(payload: unknown, maxBytes: number): string {
-  let problem: string | null;
+export function serialisePayload(payload: unknown, maxBytes: number, field = 'payload'): string {
   try {
-    problem = findUnserialisable(payload, 'payload', new Set());
+    checkJsonValue(payload, [], new Set());
   } catch (error) {
-    if (error instanceof RangeError) problem = 'payload is nested too deeply';
-    else throw error;
+    if (error instanceof Unserialisable) {
+      throw new ValidationError(field, 'json', `${field}${error.path} ${error.reason}: it does not survive JSON`);
+    }
+    if (error instanceof RangeError) throw new ValidationError(field, 'json', `${field} is nested too deeply`);
+    throw error;
   }
-  if (problem) throw new ValidationError('payload', 'json', `${problem}: it does not survive JSON`);
   const json = JSON.stringify(payload);
   const bytes = Buffer.byteLength(json, 'utf8');
   if (bytes > maxBytes) {
-    throw new ValidationError('payload', 'max-bytes', `is ${bytes} bytes of JSON, the limit is ${maxBytes}`);
+    throw new ValidationError(field, 'max-bytes', `is ${bytes} bytes of JSON, the limit is ${maxBytes}`);
   }
   return json;
 }
 
-function findUnserialisable(value: unknown, path: string, ancestors: Set<object>): string | null {
+class Unserialisable {
+  readonly path: string;
+  constructor(
+    path: readonly (string | number)[],
+    readonly reason: string,
+  ) {
+    // Built only on failure: valid payloads pay for no path strings.
+    this.path = path.map((step) => (typeof step === 'number' ? `[${step}]` : `.${step}`)).join('');
+  }
+}
+
+/** `path` is a stack shared by the whole walk: pushed and popped, never copied. */
+function checkJsonValue(value: unknown, path: (string | number)[], ancestors: Set<object>): void {
   switch (typeof value) {
     case 'string':
     case 'boolean':
-      return null;
+      return;
     case 'number':
-      if (!Number.isFinite(value)) return `${path} is ${value}`;
-      return Object.is(value, -0) ? `${path} is -0` : null;
+      if (!Number.isFinite(value) || Object.is(value, -0)) {
+        throw new Unserialisable(path, `is ${Object.is(value, -0) ? '-0' : value}`);
+      }
+      return;
     case 'object':
+      if (value === null) return;
       break;
     default:
-      return `${path} is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}`;
+      throw new Unserialisable(path, `is ${typeof value === 'undefined' ? 'undefined' : `a ${typeof value}`}`);
   }
-  if (value === null) return null;
-  if (ancestors.has(value)) return `${path} refers back to itself (a cycle)`;
+  if (ancestors.has(value)) throw new Unserialisable(path, 'refers back to itself (a cycle)');
   ancestors.add(value);
-  try {
-    if (Array.isArray(value)) {
-      // JSON keeps an array's elements only: a named property (toJSON included) would be lost.
-      if (Object.keys(value).length > value.length || Object.getOwnPropertySymbols(value).length > 0) {
-        return `${path} is an array with properties besides its elements`;
-      }
-      for (let i = 0; i < value.length; i++) {
-        if (!(i in value)) return `${path}[${i}] is an empty slot`;
-        const problem = findUnserialisable(value[i], `${path}[${i}]`, ancestors);
-        if (problem) return problem;
-      }
-      return null;
+  if (Array.isArray(value)) {
+    // JSON keeps an array's elements only: a named property (toJSON included) would be lost.
+    if (Object.keys(value).length > value.length || Object.getOwnPropertySymbols(value).length > 0) {
+      throw new Unserialisable(path, 'is an array with properties besides its elements');
     }
+    for (let i = 0; i < value.length; i++) {
+      path.push(i);
+      if (!(i in value)) throw new Unserialisable(path, 'is an empty slot');
+      checkJsonValue(value[i], path, ancestors);
+      path.pop();
+    }
+  } else {
     const proto = Object.getPrototypeOf(value);
     if (proto !== Object.prototype && proto !== null) {
-      return `${path} is a ${proto?.constructor?.name ?? 'non-plain object'}, not a plain object`;
+      throw new Unserialisable(path, `is a ${proto?.constructor?.name ?? 'non-plain object'}, not a plain object`);
     }
-    if (Object.getOwnPropertySymbols(value).length > 0) return `${path} has symbol keys`;
-    for (const [key, child] of Object.entries(value)) {
-      const problem = findUnserialisable(child, `${path}.${key}`, ancestors);
-      if (problem) return problem;
+    if (Object.getOwnPropertySymbols(value).length > 0) throw new Unserialisable(path, 'has symbol keys');
+    for (const key in value) {
+      path.push(key);
+      checkJsonValue((value as Record<string, unknown>)[key], path, ancestors);
+      path.pop();
     }
-    return null;
-  } finally {
-    ancestors.delete(value);
   }
+  ancestors.delete(value);
 }
 
 /** JSON with object keys sorted at every depth, so key order never changes a fingerprint. */

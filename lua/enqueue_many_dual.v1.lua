@@ -1,0 +1,123 @@
+#!lua
+-- enqueue_many_dual v1: enqueue_dual for a batch, all or nothing: one refused job and nothing of
+-- the batch is written. Replays return the original job like enqueue_dual, also when the same
+-- idempotency key appears twice in the batch.
+--
+-- @keys 1 + 4 per job (at most 1000 jobs per call)
+-- KEYS[1]    queueKey        list    RPUSH of every created job's entry, in batch order
+-- KEYS[4i-2] idempotencyKey  string  of job i; untouched when its fingerprint is ''
+-- KEYS[4i-1] legacyKey       hash    job:<jobId>; untouched when ARGV[1] is '0'
+-- KEYS[4i]   newKey          hash    ws:<workspaceId>:job:<jobId>; untouched when ARGV[2] is '0'
+-- KEYS[4i+1] indexKey        zset    ws:<workspaceId>:jobs
+--
+-- ARGV[1] writeLegacy '1'|'0'   ARGV[2] writeNew '1'|'0'   ARGV[3] idempotency TTL in seconds
+-- then 6 per job i, from ARGV[6i-2]: jobId, workspaceId, type, payload (JSON), fingerprint ('' =
+-- no idempotency key), queue entry
+--
+-- Replies (first element is the reply code):
+--   {'OK', {jobId, created, jobId, created, ...}}   created: 1, or 0 for a replay (original jobId)
+--   {'AT', i, <a refusal of enqueue_dual>}          job i (1-based) was refused: nothing written.
+--        Refusals: {'IDEMPOTENCY_CONFLICT', originalJobId}, {'DUPLICATE', layout},
+--        {'WRONGTYPE', key, expected, actual}, {'NO_PERMISSION', command, key}
+--
+-- Every check runs before the first write: Redis keeps the writes a failing script already made.
+
+local queueKey = KEYS[1]
+local writeLegacy, writeNew, idempotencyTtl = ARGV[1] == '1', ARGV[2] == '1', ARGV[3]
+local jobs = (#KEYS - 1) / 4
+if jobs < 1 or jobs > 1000 or jobs % 1 ~= 0 or #ARGV ~= 3 + 6 * jobs then
+  return redis.error_reply('ERR enqueue_many_dual takes 1 to 1000 jobs, 4 keys and 6 arguments each')
+end
+
+local function kind(key)
+  return redis.call('TYPE', key)['ok']
+end
+local function wrongType(key, expected)
+  local actual = kind(key)
+  if actual ~= 'none' and actual ~= expected then return {'WRONGTYPE', key, expected, actual} end
+end
+local function refused(command, key, ...)
+  if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
+end
+
+local problem = wrongType(queueKey, 'list') or refused('RPUSH', queueKey, 'e')
+if problem then return {'AT', 1, problem} end
+
+-- Decide every job first. Keys and keys claimed earlier in this batch count as taken.
+local remembered, taken, indexChecked = {}, {}, {}
+local created, replies = {}, {}
+for i = 1, jobs do
+  local k, a = 4 * i - 2, 6 * i - 2
+  local idempotencyKey, legacyKey, newKey, indexKey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
+  local jobId, fingerprint = ARGV[a], ARGV[a + 4]
+  local replayOf
+
+  if not indexChecked[indexKey] then
+    problem = wrongType(indexKey, 'zset') or refused('ZADD', indexKey, '0', jobId)
+    if problem then return {'AT', i, problem} end
+    indexChecked[indexKey] = true
+  end
+
+  if fingerprint ~= '' then
+    local earlier = remembered[idempotencyKey]
+    if not earlier then
+      local value = redis.pcall('GET', idempotencyKey)
+      if type(value) == 'table' then return {'AT', i, {'WRONGTYPE', idempotencyKey, 'string', kind(idempotencyKey)}} end
+      if value then
+        local earlierFingerprint, originalJobId = string.match(value, '^(%x+):(.+)$')
+        earlier = {fingerprint = earlierFingerprint, jobId = originalJobId or ''}
+        remembered[idempotencyKey] = earlier
+      end
+    end
+    if earlier then
+      if earlier.fingerprint ~= fingerprint then return {'AT', i, {'IDEMPOTENCY_CONFLICT', earlier.jobId}} end
+      replayOf = earlier.jobId
+    else
+      problem = refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl)
+      if problem then return {'AT', i, problem} end
+      remembered[idempotencyKey] = {fingerprint = fingerprint, jobId = jobId}
+    end
+  end
+
+  if replayOf then
+    replies[2 * i - 1], replies[2 * i] = replayOf, 0
+  else
+    for _, layout in ipairs({{writeLegacy, legacyKey, 'legacy'}, {writeNew, newKey, 'new'}}) do
+      local written, key, name = layout[1], layout[2], layout[3]
+      if written then
+        local actual = taken[key] and 'hash' or kind(key)
+        if actual == 'hash' then return {'AT', i, {'DUPLICATE', name}} end
+        if actual ~= 'none' then return {'AT', i, {'WRONGTYPE', key, 'hash', actual}} end
+        problem = refused('HSET', key, 'f', 'v')
+        if problem then return {'AT', i, problem} end
+        taken[key] = true
+      end
+    end
+    created[#created + 1] = i
+    replies[2 * i - 1], replies[2 * i] = jobId, 1
+  end
+end
+
+-- All checks passed; from here on only writes.
+local time = redis.call('TIME')
+local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+
+local entries = {}
+for _, i in ipairs(created) do
+  local k, a = 4 * i - 2, 6 * i - 2
+  local jobId, fingerprint = ARGV[a], ARGV[a + 4]
+  local fields = {
+    'id', jobId, 'workspace_id', ARGV[a + 1], 'type', ARGV[a + 2], 'payload', ARGV[a + 3],
+    'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
+  }
+  if writeLegacy then redis.call('HSET', KEYS[k + 1], unpack(fields)) end
+  if writeNew then redis.call('HSET', KEYS[k + 2], unpack(fields)) end
+  redis.call('ZADD', KEYS[k + 3], nowMs, jobId)
+  if fingerprint ~= '' then
+    redis.call('SET', KEYS[k], fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)
+  end
+  entries[#entries + 1] = ARGV[a + 5]
+end
+if #entries > 0 then redis.call('RPUSH', queueKey, unpack(entries)) end
+
+return {'OK', replies}

@@ -1,0 +1,50 @@
+// Bytes per job: used_memory before and after N jobs, for the package in two stages, for the same
+// keys written by hand (the layout's own cost), and for bullmq with the same payload.
+const { pkgQueue, PAYLOAD, PAYLOAD_JSON, jobFields, wsOf } = require('./scenarios');
+const { usedMemory } = require('./measure');
+
+async function perJob(redis, n, write) {
+  await redis.flushall();
+  const before = await usedMemory(redis);
+  await write();
+  return ((await usedMemory(redis)) - before) / n;
+}
+
+async function memoryPerJob(redis, bullmq, n) {
+  const batches = Array.from({ length: Math.ceil(n / 100) }, (_, call) =>
+    Array.from({ length: 100 }, (_, k) => call * 100 + k),
+  );
+  const viaPackage = (stage) => async () => {
+    const queue = pkgQueue(redis, stage);
+    for (const batch of batches) {
+      await queue.enqueueMany(batch.map((i) => ({ workspaceId: wsOf(i), type: 'email.send', payload: PAYLOAD, idempotencyKey: `k${i}` })));
+    }
+  };
+  const byHand = async () => {
+    const now = String(Date.now());
+    for (const batch of batches) {
+      const pipeline = redis.pipeline();
+      for (const i of batch) {
+        const jobId = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
+        pipeline.hset(`job:${jobId}`, ...jobFields(jobId, wsOf(i), now));
+        pipeline.hset(`ws:${wsOf(i)}:job:${jobId}`, ...jobFields(jobId, wsOf(i), now));
+        pipeline.rpush('queue:bench', jobId);
+        pipeline.zadd(`ws:${wsOf(i)}:jobs`, now, jobId);
+        pipeline.set(`ws:${wsOf(i)}:idem:k${i}`, `${'f'.repeat(32)}:${jobId}`, 'EX', 86400);
+      }
+      await pipeline.exec();
+    }
+  };
+  const viaBullmq = async () => {
+    for (const batch of batches) await bullmq.addBulk(batch.map(() => ({ name: 'email.send', data: PAYLOAD })));
+  };
+  return {
+    payloadBytes: Buffer.byteLength(PAYLOAD_JSON),
+    'package, dualwrite': await perJob(redis, n, viaPackage('dualwrite')),
+    'package, complete': await perJob(redis, n, viaPackage('complete')),
+    'same keys by hand (dualwrite layout)': await perJob(redis, n, byHand),
+    'bullmq': await perJob(redis, n, viaBullmq),
+  };
+}
+
+module.exports = { memoryPerJob };
