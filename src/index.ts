@@ -23,4 +23,14 @@ export { defaultLayout, parseQueueEntry, queueEntry, ID_PATTERN, IDEMPOTENCY_KEY
 export type { KeyLayout } from './keys';
 export * from './errors';
 export type { PreloadedScript, RedisClient } from './scripts/registry';
+export { Migration } from './migrate/migration';
+export type { MigrationOptions } from './migrate/migration';
+export { BACKFILL_RESULTS, SKIP_REASONS } from './migrate/backfill';
+export type { BackfillMode, BackfillOptions, BackfillReport, BackfillResult, SkipReason } from './migrate/backfill';
+export { DIVERGENCE_KINDS } from './migrate/verify';
+export type { DivergenceKind, VerifyOptions, VerifyReport } from './migrate/verify';
+export { CLEANUP_RESULTS } from './migrate/cleanup';
+export type { CleanupOptions, CleanupReport, CleanupResult } from './migrate/cleanup';
+export type { MigrationProgress, RunOptions } from './migrate/options';
+export type { Sample } from './migrate/tally';
 export { SERVICE_COMMANDS, serviceAclRules, serviceKeyPatterns } from './acl';

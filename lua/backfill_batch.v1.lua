@@ -1,0 +1,135 @@
+#!lua
+-- backfill_batch v1: copy a bounded batch of legacy jobs into the new layout. A record that already
+-- exists in the new layout is never overwritten (except, in resync mode, when the legacy twin was
+-- updated later); a copied job joins its workspace index and keeps the legacy key's TTL.
+--
+-- @keys 3 per job (at most 500 jobs per call)
+-- KEYS[3i-2] legacyKey  hash  job:<jobId>: read only
+-- KEYS[3i-1] newKey     hash  ws:<workspaceId>:job:<jobId>: written when absent (resync: when older)
+-- KEYS[3i]   indexKey   zset  ws:<workspaceId>:jobs: gains jobId at created_at (ZADD NX)
+--
+-- ARGV[1]    mode 'copy'|'resync'
+-- ARGV[2i]   workspaceId of job i, as the caller read it from the legacy record
+-- ARGV[2i+1] jobId of job i
+--
+-- Replies (first element is the reply code):
+--   {'OK', results}                     one result per job, in KEYS order (below)
+--   {'NO_PERMISSION', command, key}     the ACL user may not run a write: nothing written
+-- Each result: {outcome, detail}
+--   {'copied', ttlMs}           new record created from the legacy one; ttlMs '-1' when it has none
+--   {'resynced', fields}        resync: the new record was older and is now the legacy record;
+--                               fields: the names that differed, sorted
+--   {'same', indexed}           the new record already equals the legacy one; indexed '1' when the
+--                               job was missing from its index and was added
+--   {'conflict', fields}        both exist and differ (resync: the new one is not older): not written
+--   {'changed', ''}             the legacy record's workspace_id is no longer ARGV[2i]: not written
+--   {'gone', ''}                the legacy key no longer exists: nothing to copy
+--   {'bad_created_at', ''}      created_at is not a number, so the job cannot be indexed: not written
+--   {'wrongtype', key}          a key of this job holds another type: not written
+--
+-- Every job's outcome is decided before the first write: Redis keeps the writes a failing script
+-- already made. The shebang (no no-writes flag) makes an over-maxmemory server refuse the call.
+
+local jobCount = #KEYS / 3
+if jobCount < 1 or jobCount > 500 or #KEYS % 3 ~= 0 or #ARGV ~= 1 + 2 * jobCount then
+  return redis.error_reply('ERR backfill_batch takes 1 to 500 jobs of 3 keys and 2 arguments each')
+end
+local resync = ARGV[1] == 'resync'
+
+local function keyType(key)
+  return redis.call('TYPE', key)['ok']
+end
+
+local function record(key)
+  local flat = redis.call('HGETALL', key)
+  local byName = {}
+  for i = 1, #flat, 2 do byName[flat[i]] = flat[i + 1] end
+  return flat, byName
+end
+
+local function differingFields(a, b)
+  local names = {}
+  for name, value in pairs(a) do
+    if b[name] ~= value then names[#names + 1] = name end
+  end
+  for name in pairs(b) do
+    if a[name] == nil then names[#names + 1] = name end
+  end
+  table.sort(names)
+  return names
+end
+
+-- Phase 1: decide every job's outcome; nothing is written here.
+local results, plans = {}, {}
+for job = 1, jobCount do
+  local legacyKey, newKey, indexKey = KEYS[3 * job - 2], KEYS[3 * job - 1], KEYS[3 * job]
+  local workspaceId, jobId = ARGV[2 * job], ARGV[2 * job + 1]
+  local legacyType, newType, indexType = keyType(legacyKey), keyType(newKey), keyType(indexKey)
+  local result, plan
+  if legacyType == 'none' then
+    result = {'gone', ''}
+  elseif legacyType ~= 'hash' then
+    result = {'wrongtype', legacyKey}
+  elseif newType ~= 'none' and newType ~= 'hash' then
+    result = {'wrongtype', newKey}
+  elseif indexType ~= 'none' and indexType ~= 'zset' then
+    result = {'wrongtype', indexKey}
+  else
+    local legacyFlat, legacy = record(legacyKey)
+    if legacy['workspace_id'] ~= workspaceId then
+      result = {'changed', ''}
+    elseif not tonumber(legacy['created_at']) then
+      result = {'bad_created_at', ''}
+    elseif newType == 'none' then
+      local ttl = redis.call('PTTL', legacyKey)
+      result = {'copied', tostring(ttl)}
+      plan = {action = 'copy', flat = legacyFlat, createdAt = legacy['created_at'], ttl = ttl}
+    else
+      local _, new = record(newKey)
+      local differing = differingFields(legacy, new)
+      if #differing == 0 then
+        local indexed = redis.call('ZSCORE', indexKey, jobId) == false
+        result = {'same', indexed and '1' or '0'}
+        if indexed then plan = {action = 'index', createdAt = legacy['created_at']} end
+      elseif resync and tonumber(legacy['updated_at']) and tonumber(new['updated_at'])
+        and tonumber(legacy['updated_at']) > tonumber(new['updated_at']) then
+        result = {'resynced', differing}
+        plan = {action = 'replace', flat = legacyFlat, createdAt = legacy['created_at'],
+                ttl = redis.call('PTTL', legacyKey)}
+      else
+        result = {'conflict', differing}
+      end
+    end
+  end
+  if plan then
+    plan.newKey, plan.indexKey, plan.jobId = newKey, indexKey, jobId
+    plans[#plans + 1] = plan
+  end
+  results[job] = result
+end
+
+-- Redis checks ACLs at each command, so ask about every write before the first one.
+for _, plan in ipairs(plans) do
+  local checks = {{'ZADD', plan.indexKey, 'NX', '0', plan.jobId}}
+  if plan.action ~= 'index' then
+    checks[#checks + 1] = {'HSET', plan.newKey, 'f', 'v'}
+    checks[#checks + 1] = {'PEXPIRE', plan.newKey, '1'}
+  end
+  if plan.action == 'replace' then checks[#checks + 1] = {'DEL', plan.newKey} end
+  for _, check in ipairs(checks) do
+    if not redis.acl_check_cmd(unpack(check)) then return {'NO_PERMISSION', check[1], check[2]} end
+  end
+end
+
+-- Phase 2: all checks passed; from here on only writes.
+for _, plan in ipairs(plans) do
+  -- A replaced record loses the fields the legacy one lacks, so both layouts end equal.
+  if plan.action == 'replace' then redis.call('DEL', plan.newKey) end
+  if plan.action ~= 'index' then
+    redis.call('HSET', plan.newKey, unpack(plan.flat))
+    if plan.ttl > 0 then redis.call('PEXPIRE', plan.newKey, plan.ttl) end
+  end
+  redis.call('ZADD', plan.indexKey, 'NX', plan.createdAt, plan.jobId)
+end
+
+return {'OK', results}

@@ -1,0 +1,209 @@
+import { ValidationError, WrongStageError } from '../errors';
+import { ID_PATTERN } from '../keys';
+import { STAGES, type Stage } from '../stages';
+import { clearCheckpoint, readCheckpoint, serverRunId, writeCheckpoint } from './checkpoint';
+import { chunks, readLegacyOwners, runBatch, SCRIPT, type MigrationContext } from './context';
+import { checkRunOptions, type RunOptions } from './options';
+import { Pacer, perSecond } from './pacing';
+import { scanFraction, scanPage } from './scan';
+import { Tally, type Sample } from './tally';
+
+export type BackfillMode = 'copy' | 'resync';
+
+/** What happened to each legacy job a backfill examined. */
+export const BACKFILL_RESULTS = ['copied', 'resynced', 'same', 'conflict', 'skipped', 'gone'] as const;
+export type BackfillResult = (typeof BACKFILL_RESULTS)[number];
+
+/** Why a legacy job was skipped: each needs a person, none is resolved silently. */
+export const SKIP_REASONS = ['bad_job_id', 'bad_workspace_id', 'bad_created_at', 'workspace_changed', 'wrong_type'] as const;
+export type SkipReason = (typeof SKIP_REASONS)[number];
+
+export interface BackfillOptions extends RunOptions {
+  /**
+   * 'copy' (default) creates missing new records and never overwrites one. 'resync', after a
+   * rollback to off, also overwrites a new record whose legacy twin has a later updated_at.
+   */
+  mode?: BackfillMode;
+  /** Ignore a checkpoint an interrupted run left, and walk from the start. */
+  restart?: boolean;
+}
+
+export interface BackfillReport {
+  operation: 'backfill';
+  mode: BackfillMode;
+  stage: Stage;
+  /** false when the signal stopped the run: run it again to continue from the checkpoint. */
+  completed: boolean;
+  /** true when this run continued a checkpoint an earlier run left. */
+  resumed: boolean;
+  checkpointKey: string;
+  /** Legacy keys examined, the resumed run's share included. */
+  examined: number;
+  results: Record<BackfillResult, number>;
+  skipped: Record<SkipReason, number>;
+  /** Jobs already in the new layout but missing from their workspace index, now indexed. */
+  indexed: number;
+  /** Up to sampleLimit per kind: conflicts and resyncs with the differing fields, skips with the reason. */
+  samples: Sample[];
+  durationMs: number;
+  /** Legacy keys examined per second by this run. */
+  jobsPerSecond: number;
+}
+
+// In off, updates reach the legacy layout only: a copy made then goes stale at the next update.
+const ALLOWED_STAGES: readonly Stage[] = STAGES.filter((stage) => stage !== 'off');
+
+type ScriptResult = [string, string | string[]];
+
+/**
+ * Copies every legacy job missing from the new layout, SCAN page by SCAN page, each batch in one
+ * script call that re-checks the job before writing. The cursor is checkpointed after each page.
+ */
+export async function backfill(context: MigrationContext, options: BackfillOptions = {}): Promise<BackfillReport> {
+  const run = checkRunOptions(options, ['mode', 'restart']);
+  const mode = run.mode ?? 'copy';
+  if (mode !== 'copy' && mode !== 'resync') throw new ValidationError('mode', 'one-of', "must be 'copy' or 'resync'");
+  if (run.restart !== undefined && typeof run.restart !== 'boolean') {
+    throw new ValidationError('restart', 'type', 'must be a boolean');
+  }
+  if (!ALLOWED_STAGES.includes(context.stage)) throw new WrongStageError('backfill', context.stage, ALLOWED_STAGES);
+
+  const { redis, keys, metrics } = context;
+  const started = Date.now();
+  const checkpointKey = keys.checkpoint(context.queueName);
+  const runId = await serverRunId(redis);
+  const saved = run.restart ? null : await readCheckpoint(redis, checkpointKey);
+  const resumed = saved !== null && saved.mode === mode && saved.serverRunId === runId && saved.cursor !== '0';
+  if (saved && !resumed && !run.restart) {
+    context.logger.warn('redis-dual-write: backfill checkpoint not resumable (other mode or a restarted server); starting over', {
+      checkpointMode: saved.mode,
+      mode,
+    });
+  }
+  const counts = resumed ? saved.counts : {};
+  const results = new Tally(BACKFILL_RESULTS, run.sampleLimit, counts);
+  const skipped = new Tally(SKIP_REASONS, run.sampleLimit, counts);
+  let indexed = counts.indexed ?? 0;
+  let examined = counts.examined ?? 0;
+  const examinedBefore = examined;
+  let cursor = resumed ? saved.cursor : '0';
+  const startedAt = resumed ? saved.startedAt : started;
+  const pacer = new Pacer(run.rateLimit, run.signal);
+
+  // The counter moves page by page, so a dashboard shows the run's pace, not one jump at its end.
+  const counted: Record<string, number> = { ...results.counts };
+  const countResults = () => {
+    for (const result of BACKFILL_RESULTS) {
+      const fresh = results.counts[result] - counted[result];
+      if (fresh > 0) metrics.backfillJobs.inc({ result }, fresh);
+      counted[result] = results.counts[result];
+    }
+  };
+  const skip = (reason: SkipReason, key: string, detail?: string) => {
+    results.add('skipped');
+    skipped.add(reason, detail ? { key, detail } : { key });
+  };
+
+  do {
+    const page = await scanPage(redis, cursor, keys.legacyPattern, 'hash', run.batchSize);
+    const candidates: { legacyKey: string; jobId: string }[] = [];
+    for (const legacyKey of page.keys) {
+      const jobId = keys.parseLegacy(legacyKey);
+      if (jobId) candidates.push({ legacyKey, jobId });
+      else skip('bad_job_id', legacyKey);
+    }
+    const owners = await readLegacyOwners(redis, candidates.map((c) => c.legacyKey));
+    const jobs: { legacyKey: string; jobId: string; workspaceId: string }[] = [];
+    candidates.forEach((candidate, i) => {
+      const owner = owners[i];
+      if (owner.state === 'gone') results.add('gone');
+      else if (owner.state === 'wrong_type') skip('wrong_type', candidate.legacyKey);
+      else if (owner.state === 'no_workspace_id') skip('bad_workspace_id', candidate.legacyKey, 'no workspace_id field');
+      else if (!ID_PATTERN.test(owner.workspaceId)) {
+        skip('bad_workspace_id', candidate.legacyKey, describeBad(owner.workspaceId));
+      } else jobs.push({ ...candidate, workspaceId: owner.workspaceId });
+    });
+
+    for (const batch of chunks(jobs, run.batchSize)) {
+      const scriptKeys: string[] = [];
+      const args: string[] = [mode];
+      for (const job of batch) {
+        scriptKeys.push(job.legacyKey, keys.newJob(job.workspaceId, job.jobId), keys.workspaceIndex(job.workspaceId));
+        args.push(job.workspaceId, job.jobId);
+      }
+      const outcomes = await runBatch<ScriptResult>(context, SCRIPT.backfill, scriptKeys, args);
+      outcomes.forEach(([outcome, detail], i) => {
+        const key = batch[i].legacyKey;
+        switch (outcome) {
+          case 'copied':
+            return results.add('copied');
+          case 'same':
+            if (detail === '1') indexed += 1;
+            return results.add('same');
+          case 'resynced':
+            return results.add('resynced', { key, fields: detail as string[] });
+          case 'conflict':
+            return results.add('conflict', { key, fields: detail as string[] });
+          case 'gone':
+            return results.add('gone');
+          case 'changed':
+            return skip('workspace_changed', key);
+          case 'bad_created_at':
+            return skip('bad_created_at', key);
+          case 'wrongtype':
+            return skip('wrong_type', String(detail));
+          default:
+            throw new Error(`backfill_batch returned an unknown outcome ${outcome}`);
+        }
+      });
+    }
+
+    countResults();
+    examined += page.keys.length;
+    cursor = page.cursor;
+    await writeCheckpoint(redis, checkpointKey, {
+      cursor,
+      mode,
+      serverRunId: runId,
+      startedAt,
+      counts: { ...results.counts, ...skipped.counts, indexed, examined },
+    });
+    const fraction = cursor === '0' ? 1 : scanFraction(cursor);
+    metrics.progress.set({ operation: 'backfill' }, fraction);
+    run.onProgress({ operation: 'backfill', phase: 'legacy', done: examined, fraction });
+    await pacer.after(page.keys.length);
+  } while (cursor !== '0' && !run.signal?.aborted);
+
+  const completed = cursor === '0';
+  // The run's checkpoint is done with; a later run starts over and, finding every job, copies nothing.
+  if (completed) await clearCheckpoint(redis, checkpointKey);
+
+  const durationMs = Date.now() - started;
+  const report: BackfillReport = {
+    operation: 'backfill',
+    mode,
+    stage: context.stage,
+    completed,
+    resumed,
+    checkpointKey,
+    examined,
+    results: results.counts,
+    skipped: skipped.counts,
+    indexed,
+    samples: [...results.samples, ...skipped.samples],
+    durationMs,
+    jobsPerSecond: perSecond(examined - examinedBefore, durationMs),
+  };
+  context.logger.info(`redis-dual-write: backfill ${completed ? 'finished' : 'stopped; run again to resume'}`, {
+    mode,
+    examined,
+    ...results.nonZero(),
+  });
+  return report;
+}
+
+/** A bad value for a report: enough to recognise it, never a wall of text. */
+function describeBad(value: string): string {
+  const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
+  return `workspace_id ${JSON.stringify(shown)} is not a valid id`;
+}

@@ -1,0 +1,191 @@
+import { ValidationError, VerifyNotCleanError, WrongStageError } from '../errors';
+import { ID_PATTERN, parseQueueEntry } from '../keys';
+import type { Stage } from '../stages';
+import { chunks, readLegacyOwners, runBatch, SCRIPT, type MigrationContext } from './context';
+import { checkRunOptions, type RunOptions } from './options';
+import { Pacer, perSecond } from './pacing';
+import { scanFraction, scanPage } from './scan';
+import { Tally, type Sample } from './tally';
+import { verify, type VerifyReport } from './verify';
+
+/** What happened to each legacy key a cleanup examined. */
+export const CLEANUP_RESULTS = [
+  /** deleted (or, in a dry run, would be) */
+  'deleted',
+  /** kept: a bare queue entry still names it, and a consumer finds the job through it */
+  'kept_queued',
+  /** kept: no new record exists */
+  'kept_no_new',
+  /** kept: not a job this package can place (bad id, no valid workspace_id, another type) */
+  'kept_bad_record',
+  /** kept: it changed while the batch was prepared; the next run looks again */
+  'kept_changed',
+  /** gone before it was reached */
+  'gone',
+] as const;
+export type CleanupResult = (typeof CLEANUP_RESULTS)[number];
+
+export interface CleanupOptions extends RunOptions {
+  /** false (default): a dry run that counts what it would delete and writes nothing. */
+  yes?: boolean;
+}
+
+export interface CleanupReport {
+  operation: 'cleanup';
+  stage: Stage;
+  /** true unless `yes` was given: nothing was deleted, `results.deleted` counts what would be. */
+  dryRun: boolean;
+  /** false when the signal stopped the run (in its verify or while deleting). */
+  completed: boolean;
+  /** The verify this run made first; cleanup goes on only when it is clean. */
+  verify: VerifyReport;
+  /** Legacy keys examined after the verify. */
+  examined: number;
+  results: Record<CleanupResult, number>;
+  /** Up to sampleLimit per kind of kept key. */
+  samples: Sample[];
+  durationMs: number;
+  jobsPerSecond: number;
+}
+
+/**
+ * Deletes legacy job records once the migration is complete: refused outside stage complete, and
+ * unless a verify made by this very run is clean. A dry run by default.
+ */
+export async function cleanup(context: MigrationContext, options: CleanupOptions = {}): Promise<CleanupReport> {
+  const run = checkRunOptions(options, ['yes']);
+  if (run.yes !== undefined && typeof run.yes !== 'boolean') throw new ValidationError('yes', 'type', 'must be a boolean');
+  const dryRun = run.yes !== true;
+  // Before complete the legacy layout is still read or written: deleting it would lose jobs.
+  if (context.stage !== 'complete') throw new WrongStageError('cleanup', context.stage, ['complete']);
+
+  const started = Date.now();
+  const { yes: _yes, ...verifyOptions } = run;
+  const verified = await verify(context, verifyOptions);
+  const tally = new Tally(CLEANUP_RESULTS, run.sampleLimit);
+  const report = (completed: boolean, examined: number): CleanupReport => {
+    const durationMs = Date.now() - started;
+    return {
+      operation: 'cleanup',
+      stage: context.stage,
+      dryRun,
+      completed,
+      verify: verified,
+      examined,
+      results: tally.counts,
+      samples: tally.samples,
+      durationMs,
+      jobsPerSecond: perSecond(examined, durationMs),
+    };
+  };
+  if (!verified.completed) return report(false, 0);
+  if (!verified.clean) {
+    const found = Object.fromEntries(Object.entries(verified.divergences).filter(([, n]) => n > 0));
+    throw new VerifyNotCleanError(found, verified.samples);
+  }
+
+  const { redis, keys, metrics } = context;
+  const queued = await bareQueueEntries(context, run.batchSize);
+  const pacer = new Pacer(run.rateLimit, run.signal);
+  let cursor = '0';
+  let examined = 0;
+  do {
+    const page = await scanPage(redis, cursor, keys.legacyPattern, 'hash', run.batchSize);
+    const candidates: { legacyKey: string; jobId: string }[] = [];
+    for (const legacyKey of page.keys) {
+      const jobId = keys.parseLegacy(legacyKey);
+      if (!jobId) tally.add('kept_bad_record', { key: legacyKey, detail: 'the key holds no valid job id' });
+      else if (queued.has(jobId)) tally.add('kept_queued', { key: legacyKey });
+      else candidates.push({ legacyKey, jobId });
+    }
+    const owners = await readLegacyOwners(redis, candidates.map((c) => c.legacyKey));
+    const jobs: { legacyKey: string; jobId: string; workspaceId: string }[] = [];
+    candidates.forEach((candidate, i) => {
+      const owner = owners[i];
+      if (owner.state === 'gone') tally.add('gone');
+      else if (owner.state === 'ok' && ID_PATTERN.test(owner.workspaceId)) jobs.push({ ...candidate, workspaceId: owner.workspaceId });
+      else tally.add('kept_bad_record', { key: candidate.legacyKey, detail: 'no valid workspace_id' });
+    });
+
+    for (const batch of chunks(jobs, run.batchSize)) {
+      const outcomes = dryRun ? await wouldDelete(context, batch) : await deleteBatch(context, batch);
+      outcomes.forEach((outcome, i) => {
+        const key = batch[i].legacyKey;
+        if (outcome === 'deleted' || outcome === 'gone') tally.add(outcome);
+        else if (outcome === 'no_new') tally.add('kept_no_new', { key });
+        else tally.add('kept_changed', { key });
+      });
+    }
+    examined += page.keys.length;
+    cursor = page.cursor;
+    const fraction = cursor === '0' ? 1 : scanFraction(cursor);
+    metrics.progress.set({ operation: 'cleanup' }, fraction);
+    run.onProgress({ operation: 'cleanup', phase: 'legacy', done: examined, fraction });
+    await pacer.after(page.keys.length);
+  } while (cursor !== '0' && !run.signal?.aborted);
+
+  const deleted = tally.counts.deleted;
+  if (deleted > 0) metrics.cleanupJobs.inc({ result: dryRun ? 'would_delete' : 'deleted' }, deleted);
+  const kept = examined - deleted - tally.counts.gone;
+  if (kept > 0) metrics.cleanupJobs.inc({ result: 'kept' }, kept);
+  context.logger.info(`redis-dual-write: cleanup ${dryRun ? 'dry run ' : ''}${cursor === '0' ? 'finished' : 'stopped'}`, {
+    ...tally.nonZero(),
+  });
+  return report(cursor === '0', examined);
+}
+
+type Job = { legacyKey: string; jobId: string; workspaceId: string };
+
+async function deleteBatch(context: MigrationContext, batch: readonly Job[]): Promise<string[]> {
+  const scriptKeys = batch.flatMap((job) => [job.legacyKey, context.keys.newJob(job.workspaceId, job.jobId)]);
+  return runBatch<string>(context, SCRIPT.cleanup, scriptKeys, batch.map((job) => job.workspaceId));
+}
+
+/** The dry run asks the read-only compare script what the delete script would find. */
+async function wouldDelete(context: MigrationContext, batch: readonly Job[]): Promise<string[]> {
+  const { keys } = context;
+  const scriptKeys: string[] = [];
+  const args: string[] = ['0'];
+  for (const job of batch) {
+    scriptKeys.push(job.legacyKey, keys.newJob(job.workspaceId, job.jobId), keys.workspaceIndex(job.workspaceId));
+    args.push(job.workspaceId, job.jobId);
+  }
+  const results = await runBatch<[string, string]>(context, SCRIPT.compare, scriptKeys, args);
+  return results.map(([legacy, fresh]) => {
+    if (legacy === 'none' || (legacy !== 'ours' && legacy !== 'foreign')) return 'gone';
+    if (legacy === 'foreign') return 'changed';
+    return fresh === 'hash' ? 'deleted' : 'no_new';
+  });
+}
+
+/**
+ * Job ids the queue (waiting or claimed) still names in the bare form. Only the legacy record leads
+ * a consumer from such an entry to the job, so those records stay until the entries are consumed.
+ */
+async function bareQueueEntries(context: MigrationContext, pageSize: number): Promise<Set<string>> {
+  const { redis, keys, queueName } = context;
+  const bare = new Set<string>();
+  const collect = (entries: string[]) => {
+    for (const entry of entries) {
+      const ids = parseQueueEntry(String(entry));
+      if (ids && !ids.workspaceId) bare.add(ids.jobId);
+    }
+  };
+  const queueKey = keys.queue(queueName);
+  if (String(await redis.type(queueKey)) === 'list') {
+    for (let start = 0; ; start += pageSize) {
+      const entries = await redis.lrange(queueKey, start, start + pageSize - 1);
+      collect(entries);
+      if (entries.length < pageSize) break;
+    }
+  }
+  const processingKey = keys.processing(queueName);
+  if (String(await redis.type(processingKey)) === 'zset') {
+    for (let start = 0; ; start += pageSize) {
+      const entries = await redis.zrange(processingKey, start, start + pageSize - 1);
+      collect(entries);
+      if (entries.length < pageSize) break;
+    }
+  }
+  return bare;
+}

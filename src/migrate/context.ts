@@ -1,0 +1,67 @@
+import type { Logger } from '../queue';
+import { errorForReply } from '../scripts/replies';
+import type { RedisClient, ScriptRegistry } from '../scripts/registry';
+import type { Stage } from '../stages';
+import type { MigrationMetrics } from '../telemetry';
+import type { MigrationLayout } from './layout';
+
+/** What every migration step works with; built once by Migration. */
+export interface MigrationContext {
+  redis: RedisClient;
+  stage: Stage;
+  queueName: string;
+  keys: MigrationLayout;
+  scripts: ScriptRegistry;
+  metrics: MigrationMetrics;
+  logger: Logger;
+}
+
+export const SCRIPT = {
+  backfill: 'backfill_batch.v1',
+  compare: 'compare_layouts.v1',
+  cleanup: 'cleanup_legacy_batch.v1',
+} as const;
+
+/** Runs a batch script and returns its per-job results; a refusal becomes its typed error. */
+export async function runBatch<T>(
+  context: MigrationContext,
+  script: string,
+  keys: readonly string[],
+  args: readonly (string | number)[],
+): Promise<T[]> {
+  const reply = await context.scripts.run(script, keys, args);
+  if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
+  return reply[1] as T[];
+}
+
+/** What a legacy key held when read: its workspace_id, or why there is none to use. */
+export type LegacyOwner =
+  | { state: 'ok'; workspaceId: string }
+  | { state: 'no_workspace_id' }
+  | { state: 'gone' }
+  | { state: 'wrong_type' };
+
+/**
+ * The workspace_id each legacy record names, read in one round trip. The batch scripts check it
+ * again before acting, so a record that changes in between is never copied or deleted by mistake.
+ */
+export async function readLegacyOwners(redis: RedisClient, legacyKeys: readonly string[]): Promise<LegacyOwner[]> {
+  if (legacyKeys.length === 0) return [];
+  const pipeline = redis.pipeline();
+  for (const key of legacyKeys) pipeline.exists(key).hget(key, 'workspace_id');
+  const replies = (await pipeline.exec()) ?? [];
+  return legacyKeys.map((_, i) => {
+    const [[, exists], [error, workspaceId]] = [replies[2 * i], replies[2 * i + 1]];
+    if (exists === 0) return { state: 'gone' };
+    if (error) return { state: 'wrong_type' };
+    if (workspaceId === null) return { state: 'no_workspace_id' };
+    return { state: 'ok', workspaceId: String(workspaceId) };
+  });
+}
+
+/** Splits a list into runs of at most `size`. */
+export function chunks<T>(items: readonly T[], size: number): T[][] {
+  const out: T[][] = [];
+  for (let i = 0; i < items.length; i += size) out.push(items.slice(i, i + size));
+  return out;
+}

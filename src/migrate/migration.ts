@@ -1,0 +1,92 @@
+import type { Registry } from 'prom-client';
+import { ValidationError } from '../errors';
+import { checkPattern, KEY_PREFIX_PATTERN } from '../keys';
+import { DualWriteQueue, DEFAULTS, type Logger, type ReadyOptions } from '../queue';
+import { ScriptRegistry, type PreloadedScript, type RedisClient } from '../scripts/registry';
+import type { Stage } from '../stages';
+import { discardedMetrics, discardedMigrationMetrics, metricsFor, migrationMetricsFor } from '../telemetry';
+import { checkObject } from '../validation';
+import { backfill, type BackfillOptions, type BackfillReport } from './backfill';
+import { cleanup, type CleanupOptions, type CleanupReport } from './cleanup';
+import type { MigrationContext } from './context';
+import { migrationLayout } from './layout';
+import { verify, type VerifyOptions, type VerifyReport } from './verify';
+
+export interface MigrationOptions {
+  /** A standalone ioredis client the caller owns (SCAN walks one server: run once per master). */
+  redis: RedisClient;
+  /** The stage the service runs in now: it decides what each step may do and what verify checks. */
+  stage: Stage;
+  queueName?: string;
+  keyPrefix?: string;
+  metrics?: { registry: Registry } | false;
+  logger?: Logger;
+}
+
+const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
+
+/**
+ * The operator's steps of a migration: backfill the jobs written before dual writes, verify the
+ * layouts are equal, and clean up the legacy keys once complete. Options mean what they mean for
+ * DualWriteQueue, and are checked the same way.
+ */
+export class Migration {
+  readonly stage: Stage;
+  readonly queueName: string;
+  readonly keyPrefix: string;
+  private readonly queue: DualWriteQueue;
+  private readonly context: MigrationContext;
+
+  constructor(options: MigrationOptions) {
+    const o = checkObject('options', options);
+    const known = ['redis', 'stage', 'queueName', 'keyPrefix', 'metrics', 'logger'];
+    for (const name of Object.keys(o)) {
+      if (!known.includes(name)) {
+        throw new ValidationError(`options.${name}`, 'unknown-field', `is not a known field (known: ${known.join(', ')})`);
+      }
+    }
+    // The queue validates the shared options and knows how to check the server and preload scripts.
+    this.queue = new DualWriteQueue({ ...options });
+    if ((options.redis as { isCluster?: boolean }).isCluster) {
+      throw new ValidationError('redis', 'cluster', 'must be a standalone client: SCAN walks one server, so run once per master');
+    }
+    this.stage = this.queue.stage;
+    this.queueName = this.queue.queueName;
+    this.keyPrefix = checkPattern('keyPrefix', options.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN);
+    const registry = options.metrics ? options.metrics.registry : undefined;
+    const queueMetrics = options.metrics === false ? discardedMetrics() : metricsFor(registry);
+    const logger = options.logger ?? SILENT;
+    this.context = {
+      redis: options.redis,
+      stage: this.stage,
+      queueName: this.queueName,
+      keys: migrationLayout(this.keyPrefix),
+      scripts: new ScriptRegistry(options.redis, (script) => {
+        queueMetrics.scriptReloads.inc({ script: script.id });
+        logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', { script: script.id });
+      }),
+      metrics: options.metrics === false ? discardedMigrationMetrics() : migrationMetricsFor(registry),
+      logger,
+    };
+  }
+
+  /** Checks the server (Redis 7+, eviction policy) and preloads every script, as the queue does. */
+  ready(options?: ReadyOptions): Promise<PreloadedScript[]> {
+    return this.queue.ready(options);
+  }
+
+  /** Copies legacy jobs missing from the new layout; resumable, rate-limited, never overwrites. */
+  backfill(options?: BackfillOptions): Promise<BackfillReport> {
+    return backfill(this.context, options);
+  }
+
+  /** Compares the layouts, the indexes and the queue; reads only. */
+  verify(options?: VerifyOptions): Promise<VerifyReport> {
+    return verify(this.context, options);
+  }
+
+  /** In stage complete, after a clean verify of its own: deletes legacy job keys (with yes: true). */
+  cleanup(options?: CleanupOptions): Promise<CleanupReport> {
+    return cleanup(this.context, options);
+  }
+}
