@@ -6,7 +6,8 @@ import { startRedis } from './testing';
 
 /**
  * The README's walkthrough: a job from before the migration, dual writes, a read that falls back,
- * an update that repairs, a verify that finds the layouts equal, and the metrics that saw it all.
+ * an update that repairs, a verify that finds the layouts equal, a worker that takes the jobs, and
+ * the metrics that saw it all.
  * Runs against a Redis it starts itself; `npm run demo` and `redis-dual-write demo` both run this.
  */
 export async function runDemo(say: (text: string) => void): Promise<void> {
@@ -60,6 +61,13 @@ export async function runDemo(say: (text: string) => void): Promise<void> {
     show('backfill', backfilled.results);
     const verified = await migration.verify();
     show('verify', { clean: verified.clean, checked: verified.checked });
+
+    step('a worker claims the jobs it finds queued, runs them and finishes them');
+    for (let job = await queue.claim({ workerId: 'demo-worker' }); job; job = await queue.claim({ workerId: 'demo-worker' })) {
+      const finished = await queue.updateStatus({ workspaceId: job.workspaceId, jobId: job.id, status: 'succeeded', workerId: 'demo-worker' });
+      show(`claimed ${job.type}`, { id: job.id, was: finished.previousStatus, now: finished.status });
+    }
+    show('queue and processing set', { queued: await redis.llen('queue:default'), claimed: await redis.zcard('queue:default:processing') });
 
     step('metrics (non-zero series)');
     for (const text of (await registry.metrics()).split('\n')) {

@@ -24,7 +24,7 @@ import {
 } from './keys';
 import { errorForReply, translateRedisError } from './scripts/replies';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from './scripts/registry';
-import { assertStage, planFor, type Stage, type StagePlan } from './stages';
+import { assertStage, planFor, STAGES, type Stage, type StagePlan } from './stages';
 import { discardedMetrics, metricsFor, type Metrics, type Operation } from './telemetry';
 import {
   canonicalJson,
@@ -199,6 +199,7 @@ export class DualWriteQueue {
     );
     this.metrics = options.metrics === false ? discardedMetrics() : metricsFor(checkMetrics(options.metrics));
     this.logger = checkLogger(options.logger);
+    this.showStage();
     this.scripts = new ScriptRegistry(this.redis, (script) => {
       this.metrics.scriptReloads.inc({ script: script.id });
       this.logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', {
@@ -217,6 +218,14 @@ export class DualWriteQueue {
     if (next !== this.currentStage) {
       this.logger.info('redis-dual-write: stage changed', { from: this.currentStage, to: next });
       this.currentStage = next;
+      this.showStage();
+    }
+  }
+
+  /** dualwrite_stage lets dashboards and alerts tell the stages apart. */
+  private showStage(): void {
+    for (const stage of STAGES) {
+      this.metrics.stage.set({ queue: this.queueName, stage }, stage === this.currentStage ? 1 : 0);
     }
   }
 

@@ -14,6 +14,7 @@ export interface Metrics {
   finishes: Counter<'status'>;
   stalledRecoveries: Counter;
   orphanedEntries: Counter<'operation'>;
+  stage: Gauge<'queue' | 'stage'>;
 }
 
 /** Redis calls on loopback take tens of microseconds, so the buckets start at 100 µs. */
@@ -99,6 +100,14 @@ function createMetrics(registry: Registry): Metrics {
       'Queue or processing entries whose job record is missing, moved to the orphans list',
       ['operation'],
     ),
+    stage:
+      (registry.getSingleMetric('dualwrite_stage') as Gauge<'queue' | 'stage'> | undefined) ??
+      new Gauge({
+        name: 'dualwrite_stage',
+        help: 'The migration stage each queue runs in: 1 for the current stage, 0 for the others',
+        labelNames: ['queue', 'stage'],
+        registers: [registry],
+      }),
   };
 }
 

@@ -20,6 +20,12 @@ export const DIVERGENCE_KINDS = [
   'index_orphan',
   /** a queue entry whose job cannot be found */
   'queue_orphan',
+  /** a claimed (processing) entry whose job cannot be found */
+  'processing_orphan',
+  /** an entry both waiting in the queue and claimed: two workers could run the job */
+  'queued_and_claimed',
+  /** a processing entry without its claim record, or a claim record without its processing entry */
+  'claim_mismatch',
   /** a legacy record that cannot be migrated: bad id in its key, or no valid workspace_id */
   'bad_legacy_record',
   /** a key of the layout that holds another type than a job hash */
@@ -36,7 +42,7 @@ export interface VerifyReport {
   completed: boolean;
   /** Completed and no divergence of any kind. */
   clean: boolean;
-  checked: { legacyJobs: number; newJobs: number; indexEntries: number; queueEntries: number };
+  checked: { legacyJobs: number; newJobs: number; indexEntries: number; queueEntries: number; processingEntries: number };
   divergences: Record<DivergenceKind, number>;
   /** Up to sampleLimit per kind: the key, the differing fields, or where an orphan entry sits. */
   samples: Sample[];
@@ -62,7 +68,7 @@ export async function verify(context: MigrationContext, options: VerifyOptions =
   const run = checkRunOptions(options);
   const started = Date.now();
   const walk = new Walk(context, run);
-  const phases = [walk.legacyJobs, walk.newJobs, walk.indexes, walk.queue];
+  const phases = [walk.legacyJobs, walk.newJobs, walk.indexes, walk.queue, walk.processing, walk.claims];
   for (const phase of phases) {
     if (run.signal?.aborted) break;
     await phase.call(walk);
@@ -93,7 +99,7 @@ export async function verify(context: MigrationContext, options: VerifyOptions =
 
 class Walk {
   readonly tally: Tally<DivergenceKind>;
-  readonly checked = { legacyJobs: 0, newJobs: 0, indexEntries: 0, queueEntries: 0 };
+  readonly checked = { legacyJobs: 0, newJobs: 0, indexEntries: 0, queueEntries: 0, processingEntries: 0 };
   private readonly pacer: Pacer;
   private readonly writesLegacy: boolean;
 
@@ -193,23 +199,82 @@ class Walk {
     });
   }
 
-  /**
-   * Each queue entry against its job. An entry is the bare jobId while the legacy layout is written
-   * (found through the legacy record) or "<workspaceId>:<jobId>" from complete on (found directly).
-   */
+  /** Each queue entry against its job. */
   async queue(): Promise<void> {
-    const { keys, redis, queueName } = this.context;
+    const { keys, queueName } = this.context;
+    await this.entries(keys.queue(queueName), 'list', 'queue_orphan', 'queueEntries');
+  }
+
+  /** Each claimed entry against its job, its claim record, and the queue: never in both. */
+  async processing(): Promise<void> {
+    const { keys, queueName, redis } = this.context;
+    const claimsKey = keys.claims(queueName);
     const queueKey = keys.queue(queueName);
-    const type = String(await redis.type(queueKey));
+    await this.entries(keys.processing(queueName), 'zset', 'processing_orphan', 'processingEntries', async (entries) => {
+      const pipeline = redis.pipeline();
+      for (const entry of entries) pipeline.hexists(claimsKey, entry).lpos(queueKey, entry);
+      const replies = (await pipeline.exec()) ?? [];
+      entries.forEach((entry, i) => {
+        const [[, claimed], [queueError, position]] = [replies[2 * i], replies[2 * i + 1]];
+        if (claimed !== 1) this.tally.add('claim_mismatch', { key: claimsKey, detail: `claimed entry ${JSON.stringify(entry)} has no claim record` });
+        // A wrong-typed queue is reported by the queue phase.
+        if (!queueError && position !== null) {
+          this.tally.add('queued_and_claimed', { key: queueKey, detail: `entry ${JSON.stringify(entry)} at ${position} is also claimed` });
+        }
+      });
+    });
+  }
+
+  /** Each claim record against the processing set, in HSCAN pages. */
+  async claims(): Promise<void> {
+    const { keys, queueName, redis } = this.context;
+    const claimsKey = keys.claims(queueName);
+    const processingKey = keys.processing(queueName);
+    const type = String(await redis.type(claimsKey));
     if (type === 'none') return;
-    if (type !== 'list') {
-      this.tally.add('wrong_type', { key: queueKey, detail: `holds a ${type}` });
+    if (type !== 'hash') {
+      this.tally.add('wrong_type', { key: claimsKey, detail: `holds a ${type}` });
       return;
     }
-    const length = await redis.llen(queueKey);
+    let cursor = '0';
+    do {
+      const [next, flat] = await redis.hscan(claimsKey, cursor, 'COUNT', this.run.batchSize);
+      const entries = flat.filter((_, i) => i % 2 === 0).map(String);
+      const pipeline = redis.pipeline();
+      for (const entry of entries) pipeline.zscore(processingKey, entry);
+      const scores = (await pipeline.exec()) ?? [];
+      entries.forEach((entry, i) => {
+        if (scores[i][1] === null) this.tally.add('claim_mismatch', { key: claimsKey, detail: `claim of ${JSON.stringify(entry)} has no processing entry` });
+      });
+      await this.pacer.after(entries.length);
+      cursor = String(next);
+    } while (cursor !== '0' && !this.run.signal?.aborted);
+  }
+
+  /**
+   * Each entry of a queue or processing set against its job. An entry is the bare jobId while the
+   * legacy layout is written (found through the legacy record) or "<workspaceId>:<jobId>" from
+   * complete on (found directly). `alsoCheck` sees each page of entries.
+   */
+  private async entries(
+    key: string,
+    expectedType: 'list' | 'zset',
+    orphanKind: 'queue_orphan' | 'processing_orphan',
+    counter: 'queueEntries' | 'processingEntries',
+    alsoCheck?: (entries: string[]) => Promise<void>,
+  ): Promise<void> {
+    const { keys, redis } = this.context;
+    const type = String(await redis.type(key));
+    if (type === 'none') return;
+    if (type !== expectedType) {
+      this.tally.add('wrong_type', { key, detail: `holds a ${type}` });
+      return;
+    }
+    const length = expectedType === 'list' ? await redis.llen(key) : await redis.zcard(key);
     const readsLegacy = this.context.stage !== 'complete';
     for (let start = 0; !this.run.signal?.aborted; start += this.run.batchSize) {
-      const entries = (await redis.lrange(queueKey, start, start + this.run.batchSize - 1)).map(String);
+      const end = start + this.run.batchSize - 1;
+      const entries = (expectedType === 'list' ? await redis.lrange(key, start, end) : await redis.zrange(key, start, end)).map(String);
       const parsed = entries.map(parseQueueEntry);
       const bare = parsed.filter((ids) => ids && !ids.workspaceId).map((ids) => ids!.jobId);
       const owners = await readLegacyOwners(redis, bare.map((jobId) => keys.legacyJob(jobId)));
@@ -231,11 +296,12 @@ class Walk {
       targets.forEach((target, i) => {
         const problem = typeof target === 'string' ? target : exists[lookup++] ? 'found' : 'no new record';
         if (problem !== 'found') {
-          this.tally.add('queue_orphan', { key: queueKey, detail: `entry ${JSON.stringify(entries[i])} at ${start + i}: ${problem}` });
+          this.tally.add(orphanKind, { key, detail: `entry ${JSON.stringify(entries[i])} at ${start + i}: ${problem}` });
         }
       });
-      this.checked.queueEntries += entries.length;
-      this.run.onProgress(this.progress('queue', this.checked.queueEntries, length ? Math.min(1, (start + entries.length) / length) : 1));
+      await alsoCheck?.(entries);
+      this.checked[counter] += entries.length;
+      this.run.onProgress(this.progress('queue', this.checked[counter], length ? Math.min(1, (start + entries.length) / length) : 1));
       await this.pacer.after(entries.length);
       if (entries.length < this.run.batchSize) break;
     }

@@ -121,7 +121,7 @@ describe('deploy/prometheus-rules.yml', () => {
     expect(text).toMatch(/^groups:\n {2}- name: redis-dual-write\n {4}rules:\n/m);
     expect(text).not.toMatch(/\t/);
     expect(rules.map((r) => r.alert)).toEqual(
-      expect.arrayContaining(['DualWriteDivergenceSeen', 'DualWriteReadFallbacks', 'DualWriteScriptReloadStorm']),
+      expect.arrayContaining(['DualWriteDivergenceSeen', 'DualWriteReadFallbacksInRampdown', 'DualWriteScriptReloadStorm']),
     );
     for (const rule of rules) {
       expect(rule).toEqual({

@@ -1,5 +1,5 @@
 import { DIVERGENCE_KINDS, type Sample } from '../../src';
-import { metricValue, useRedis } from '../support/redis';
+import { makeQueue, metricValue, useRedis } from '../support/redis';
 import { putJob, redisState } from '../support/state';
 import { CREATED, makeMigration, putLegacyJobs, record } from './fixtures';
 
@@ -44,7 +44,7 @@ describe('verify', () => {
       stage: 'live',
       completed: true,
       clean: false,
-      checked: { legacyJobs: 6, newJobs: 4, indexEntries: 4, queueEntries: 4 },
+      checked: { legacyJobs: 6, newJobs: 4, indexEntries: 4, queueEntries: 4, processingEntries: 0 },
     });
     expect(report.divergences).toEqual({
       missing_new: 1,
@@ -53,6 +53,9 @@ describe('verify', () => {
       missing_index: 1,
       index_orphan: 1,
       queue_orphan: 3,
+      processing_orphan: 0,
+      queued_and_claimed: 0,
+      claim_mismatch: 0,
       bad_legacy_record: 1,
       wrong_type: 1,
     });
@@ -71,6 +74,32 @@ describe('verify', () => {
     for (const [kind, count] of Object.entries(report.divergences)) {
       expect({ kind, gauge: await metricValue(registry, 'dualwrite_verify_divergences', { kind }) }).toEqual({ kind, gauge: count });
     }
+    expect(await redisState(ctx.redis)).toEqual(before);
+  });
+
+  it('knows the processing structure: orphaned, doubly queued and unrecorded claims; a healthy claim is clean', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'live');
+    const healthy = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    const doubled = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 2 });
+    await queue.claim({ workerId: 'w1' });
+    await queue.claim({ workerId: 'w1' });
+    await ctx.redis.rpush('queue:default', doubled.jobId); // queued_and_claimed
+    await ctx.redis.zadd('queue:default:processing', 1, 'acme:gone'); // processing_orphan + claim_mismatch
+    await ctx.redis.hset('queue:default:claims', 'stale', '1:1:acme:w9'); // claim_mismatch
+    const before = await redisState(ctx.redis);
+    const { migration } = makeMigration(ctx.redis, 'live');
+
+    const report = await migration.verify();
+
+    expect(report.checked).toMatchObject({ queueEntries: 1, processingEntries: 3 });
+    expect(report.divergences).toEqual({ ...none, processing_orphan: 1, queued_and_claimed: 1, claim_mismatch: 2 });
+    expect(bySampleKey(report.samples)).toEqual([
+      { kind: 'claim_mismatch', key: 'queue:default:claims', detail: 'claim of "stale" has no processing entry' },
+      { kind: 'claim_mismatch', key: 'queue:default:claims', detail: 'claimed entry "acme:gone" has no claim record' },
+      { kind: 'processing_orphan', key: 'queue:default:processing', detail: 'entry "acme:gone" at 0: no new record' },
+      { kind: 'queued_and_claimed', key: 'queue:default', detail: `entry "${doubled.jobId}" at 0 is also claimed` },
+    ]);
+    expect(healthy.created).toBe(true);
     expect(await redisState(ctx.redis)).toEqual(before);
   });
 
