@@ -54,14 +54,13 @@ if fingerprint ~= '' then
 end
 
 -- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
-for _, layout in ipairs({{writeLegacy, legacyKey, 'legacy'}, {writeNew, newKey, 'new'}}) do
-  if layout[1] then
-    local actual = typeOf(layout[2])
-    if actual == 'hash' then return {'DUPLICATE', layout[3]} end
-    problem = wrongType(layout[2], 'hash', actual)
-    if problem then return problem end
-  end
+local function taken(key, layout)
+  local actual = typeOf(key)
+  if actual == 'hash' then return {'DUPLICATE', layout} end
+  return wrongType(key, 'hash', actual)
 end
+problem = (writeLegacy and taken(legacyKey, 'legacy')) or (writeNew and taken(newKey, 'new'))
+if problem then return problem end
 
 -- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
 -- leave the writes before it behind: ask about every write first.

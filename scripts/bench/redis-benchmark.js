@@ -21,7 +21,8 @@ async function redisBenchmark(url, jobs) {
   const run = spawnSync('redis-benchmark', args, { encoding: 'utf8' });
   const row = run.stdout.split('\n').find((line) => line.startsWith('"EVALSHA'));
   if (!row) throw new Error(`redis-benchmark printed no result:\n${run.stdout}${run.stderr}`);
-  const [, rps, , , p50, , p99] = row.split(',').map((cell) => cell.replace(/"/g, ''));
+  // The test name holds the payload's commas: read the seven figures from the end of the row.
+  const [rps, , , p50, , p99] = row.split(',').slice(-7).map((cell) => cell.replace(/"/g, ''));
   return { group: 'server limit', jobsPerSecond: Number(rps), p50Ms: Number(p50), p99Ms: Number(p99), serverCpuUsPerJob: null, scriptUsPerCall: null };
 }
 
