@@ -307,6 +307,12 @@ export class DualWriteQueue {
           ],
         );
         if (reply[0] === 'CREATED') return { jobId: job.jobId, created: true };
+        // A random UUID can only be taken by this very call: ioredis resent it after its reply was
+        // lost, and the first run made the job.
+        if (reply[0] === 'DUPLICATE' && job.generatedJobId) {
+          this.logger.debug('redis-dual-write: enqueue was resent after its reply was lost; the job exists', {});
+          return { jobId: job.jobId, created: false };
+        }
         if (reply[0] === 'REPLAY') return { jobId: String(reply[1]), created: false };
         throw errorForReply(reply, job);
       },
@@ -369,6 +375,7 @@ export class DualWriteQueue {
     return {
       workspaceId,
       jobId,
+      generatedJobId: givenJobId === undefined,
       type,
       payload,
       idempotencyKey,
@@ -458,7 +465,7 @@ export class DualWriteQueue {
     // worker it picks among the first few entries, so many workers rarely collide twice. Orphaned
     // and skipped entries leave the queue, so only lost races count against the attempts.
     for (let lostRaces = 0; lostRaces < CLAIM_ATTEMPTS; ) {
-      const head = await this.redis.lrange(queueKey, 0, CLAIM_DEPTH - 1);
+      const head = await this.redis.lrange(queueKey, 0, CLAIM_DEPTH - 1).catch(rethrowTranslated);
       if (head.length === 0) {
         this.metrics.claims.inc({ outcome: 'empty' });
         return null;
@@ -524,7 +531,7 @@ export class DualWriteQueue {
       // Candidates by the client's clock; the script decides by the server's.
       const stalled = await this.redis.zrangebyscore(
         this.keys.processing(this.queueName), '-inf', Date.now(), 'LIMIT', 0, limit,
-      );
+      ).catch(rethrowTranslated);
       if (stalled.length === 0) return { recovered: 0, orphaned: 0 };
       const targets = await Promise.all(stalled.map((entry) => this.locate(entry)));
       const reply = await this.scripts.run(
@@ -560,7 +567,12 @@ export class DualWriteQueue {
     const ids = parseQueueEntry(entry);
     if (!ids) return { workspaceId: '', jobId: '' };
     if (ids.workspaceId) return { workspaceId: ids.workspaceId, jobId: ids.jobId };
-    const named = await this.redis.hget(this.keys.legacyJob(ids.jobId), 'workspace_id').catch(() => null);
+    // Only "no record" (or a key that is no hash) makes an orphan; a connection error or timeout
+    // must fail the call, or a healthy job would be moved aside.
+    const named = await this.redis.hget(this.keys.legacyJob(ids.jobId), 'workspace_id').catch((error: Error) => {
+      if (error.message?.startsWith('WRONGTYPE')) return null;
+      throw translateRedisError(error);
+    });
     return { workspaceId: named && ID_PATTERN.test(named) ? named : '', jobId: ids.jobId };
   }
 
@@ -737,6 +749,8 @@ export class DualWriteQueue {
 interface PreparedJob {
   workspaceId: string;
   jobId: string;
+  /** The package made the jobId (a random UUID), the caller gave none. */
+  generatedJobId: boolean;
   type: string;
   /** The payload's JSON text. */
   payload: string;
@@ -776,6 +790,10 @@ function checkLogger(logger: Logger | undefined): Logger {
     }
   }
   return logger;
+}
+
+function rethrowTranslated(error: unknown): never {
+  throw translateRedisError(error);
 }
 
 function flag(value: boolean): string {

@@ -52,7 +52,7 @@ export function translateRedisError(error: unknown): unknown {
   if (!(error instanceof Error)) return error;
   if (error.message.startsWith('OOM ')) return new OutOfMemoryError(error);
   // NOPERM when the call itself is refused; an ERR naming the script when a command inside it is.
-  if (error.message.startsWith('NOPERM') || error.message.includes("user executing the script can't run")) {
+  if (error.message.startsWith('NOPERM') || error.message.includes("user executing the script can't")) {
     const command = /run the '([^']+)' command/.exec(error.message)?.[1]?.toUpperCase().replace('|', ' ') ?? 'a command';
     return new PermissionError(command, `the Redis user may not run ${command}: ${error.message}`, error);
   }

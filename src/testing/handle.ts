@@ -8,4 +8,9 @@ export interface RedisHandle {
   stop(): Promise<void>;
   /** Stops the server and starts it again on the same data (append-only file, fsync always). */
   restart(): Promise<void>;
+  /**
+   * Kills the server with SIGKILL (no shutdown, no last write) and starts it again on the same
+   * data: what survives is what the append-only file held when the server died.
+   */
+  crash(): Promise<void>;
 }

@@ -3,6 +3,10 @@ import { findRedisServer, startRedisBinary } from './redis-binary';
 import { containerRuntimeLikely, startRedisContainer } from './redis-container';
 
 export type { RedisHandle } from './handle';
+export { startFaultProxy } from './proxy';
+export type { DropRepliesOptions, FaultProxy, FaultProxyOptions, FaultProxyStats, ReplyDrop } from './proxy';
+export { flushScriptsEvery, setMaxMemory, usedMemory } from './server-faults';
+export type { MemoryCap, ScriptFlusher } from './server-faults';
 
 export interface StartRedisOptions {
   /** Force one way; by default: REDIS_URL, else a container runtime, else redis-server on PATH. */
@@ -59,6 +63,9 @@ function externalRedis(): RedisHandle {
     },
     async restart() {
       throw new Error('a Redis given by REDIS_URL cannot be restarted by the harness');
+    },
+    async crash() {
+      throw new Error('a Redis given by REDIS_URL cannot be crashed by the harness');
     },
   };
 }

@@ -57,6 +57,11 @@ export async function startRedisBinary(binary: string, extraArgs: readonly strin
       await terminate(child);
       child = await spawnServer(binary, port, dir, extraArgs);
     },
+    async crash() {
+      if (stopped) throw new Error('crash() after stop(): the data is gone');
+      await kill(child);
+      child = await spawnServer(binary, port, dir, extraArgs);
+    },
   };
 }
 
@@ -101,6 +106,14 @@ async function terminate(child: ChildProcess | undefined): Promise<void> {
   const timer = setTimeout(() => child.kill('SIGKILL'), 10_000);
   await exited;
   clearTimeout(timer);
+}
+
+/** kill -9: the server gets no chance to flush or shut down, as in a machine or OOM-killer crash. */
+async function kill(child: ChildProcess | undefined): Promise<void> {
+  if (!child || child.exitCode !== null || child.signalCode !== null) return;
+  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
+  child.kill('SIGKILL');
+  await exited;
 }
 
 function freePort(): Promise<number> {

@@ -37,5 +37,13 @@ export async function startRedisContainer(extraArgs: readonly string[] = []): Pr
       // The container's filesystem survives a restart, and with it the append-only file.
       await container.restart();
     },
+    async crash() {
+      if (stopped) throw new Error('crash() after stop(): the data is gone');
+      // docker kill -s KILL; the stopped container keeps its filesystem, append-only file included.
+      const { getContainerRuntimeClient } = await import('testcontainers');
+      const runtime = await getContainerRuntimeClient();
+      await runtime.container.getById(container.getId()).kill({ signal: 'SIGKILL' });
+      await container.restart();
+    },
   };
 }

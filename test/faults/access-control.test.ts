@@ -1,0 +1,146 @@
+/**
+ * Scenario 7, access control: a Redis ACL user allowed only the layout's key patterns and the
+ * commands the scripts run (serviceAclRules) does every operation, and reaches nothing else.
+ * test/integration/scripts.test.ts covers ready() with and without a deploy user's preload.
+ */
+import Redis from 'ioredis';
+import { DualWriteQueue, PermissionError, serviceAclRules, STAGES } from '../../src';
+import { checkInvariants } from '../support/invariants';
+import { makeQueue, metricValue, useRedis } from '../support/redis';
+import { recordRow } from '../support/soak';
+import { putJob, redisState } from '../support/state';
+
+const ctx = useRedis();
+let service: Redis;
+
+async function serviceUser(rules: string[]): Promise<Redis> {
+  await ctx.redis.call('ACL', 'SETUSER', 'service', 'reset', 'on', '>service-secret', ...rules);
+  const url = new URL(ctx.handle.url);
+  service = new Redis({
+    host: url.hostname,
+    port: Number(url.port),
+    username: 'service',
+    password: 'service-secret',
+    enableReadyCheck: false, // ioredis' ready check runs INFO, which this user may not
+    disconnectTimeout: 50,
+  });
+  return service;
+}
+
+/** The deploy user (here the default user) loads the scripts; the service user may not. */
+async function preloadAsDeployUser(): Promise<void> {
+  await new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false }).ready();
+}
+
+afterEach(async () => {
+  service?.disconnect();
+  await ctx.redis.call('ACL', 'DELUSER', 'service');
+});
+
+describe('scenario 7: access control', () => {
+  it('the minimal ACL user runs every operation in every stage, repairs and script reloads included', async () => {
+    await preloadAsDeployUser();
+    await putJob(ctx.redis, 'job:old', {
+      id: 'old', workspaceId: 'acme', type: 't', payload: 1, status: 'queued', createdAt: 1_700_000_000_000, updatedAt: 1_700_000_000_000,
+    });
+    const { queue, registry } = await makeQueue(await serviceUser(serviceAclRules()), 'off');
+    let operations = 0;
+    const run = async <T>(call: Promise<T>): Promise<T> => {
+      operations++;
+      return call;
+    };
+
+    for (const stage of STAGES) {
+      queue.setStage(stage);
+      const request = { workspaceId: 'acme', type: 't', payload: { stage }, idempotencyKey: `request-${stage}` };
+      const { jobId, created } = await run(queue.enqueue(request));
+      expect([stage, created]).toEqual([stage, true]);
+      expect(await run(queue.enqueue(request))).toEqual({ jobId, created: false });
+      await run(queue.enqueueMany([{ workspaceId: 'acme', type: 't', payload: 'batch' }]));
+      await run(queue.updateStatus({ workspaceId: 'acme', jobId, status: 'running', expectedStatus: 'queued' }));
+      expect((await run(queue.getJob({ workspaceId: 'acme', jobId })))?.status).toBe('running');
+      expect((await run(queue.listJobs({ workspaceId: 'acme', limit: 100 }))).jobs.map((j) => j.id)).toContain(jobId);
+      const claimed = await run(queue.claim({ workerId: 'worker-1' }));
+      expect(claimed).not.toBeNull();
+      await run(queue.updateStatus({ workspaceId: claimed!.workspaceId, jobId: claimed!.id, status: 'succeeded', workerId: 'worker-1' }));
+      await run(queue.recoverStalled());
+      if (stage === 'dualwrite') {
+        // A job from before the package: the update copies it into the new layout.
+        expect((await run(queue.updateStatus({ workspaceId: 'acme', jobId: 'old', status: 'running' }))).repaired).toBe('new');
+      }
+      if (stage === 'live') {
+        await ctx.redis.script('FLUSH'); // a restart or failover: the next call resends its script with EVAL
+        expect((await run(queue.getJob({ workspaceId: 'acme', jobId: 'old' })))?.status).toBe('running');
+      }
+    }
+
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v1' })).toBe(1);
+    const report = await checkInvariants(ctx.redis, { layouts: 'any', layoutsAgree: false });
+    expect(report.violations).toEqual([]);
+    recordRow({
+      scenario: 7, name: 'access control (minimal ACL user)', operations, faults: 0, faultKind: 'ACL refusals',
+      lost: 0, duplicated: 0, halfWritten: report.violations.length, callerErrors: 0,
+    });
+  });
+
+  it('keys outside the patterns are unreachable: through the package, plain commands, or a script of its own', async () => {
+    await preloadAsDeployUser();
+    await ctx.redis.set('secret', 'password');
+    await ctx.redis.hset('job:other', 'id', 'other', 'workspace_id', 'acme');
+    const before = await redisState(ctx.redis);
+    const redis = await serviceUser(serviceAclRules('svc:')); // this service owns the svc: prefix only
+    const mine = await makeQueue(redis, 'dualwrite', { keyPrefix: 'svc:' });
+    const outside = new DualWriteQueue({ redis, stage: 'dualwrite', metrics: false }); // no prefix: outside
+
+    const attempts: [string, Promise<unknown>][] = [
+      ['enqueue', outside.enqueue({ workspaceId: 'acme', type: 't', payload: 1 })],
+      ['updateStatus', outside.updateStatus({ workspaceId: 'acme', jobId: 'other', status: 'failed' })],
+      ['getJob', outside.getJob({ workspaceId: 'acme', jobId: 'other' })],
+      ['listJobs', outside.listJobs({ workspaceId: 'acme' })],
+      ['claim', outside.claim({ workerId: 'w' })],
+    ];
+    for (const [name, attempt] of attempts) {
+      const error = await attempt.catch((e) => e);
+      expect([name, error]).toEqual([name, expect.any(PermissionError)]);
+    }
+    const direct: [string, Promise<unknown>][] = [
+      ['GET', redis.get('secret')],
+      ['HGETALL', redis.hgetall('job:other')],
+      ['KEYS', redis.keys('*')],
+      ['SCAN', redis.scan('0')],
+      ['FLUSHALL', redis.flushall()],
+      ['CONFIG', redis.config('GET', 'maxmemory')],
+      ['SCRIPT LOAD', redis.script('LOAD', 'return 1')],
+      ['EVAL, key declared', redis.eval("return redis.call('GET', KEYS[1])", 1, 'secret')],
+      ['EVAL, key not declared', redis.eval("return redis.call('GET', 'secret')", 0)],
+      ['EVAL, a write', redis.eval("return redis.call('DEL', 'job:other')", 0)],
+    ];
+    for (const [name, attempt] of direct) {
+      const error = await attempt.catch((e: Error) => e);
+      // Redis 7.0 words a refusal inside a script as "The user executing the script can't ...".
+      expect([name, error instanceof Error && /NOPERM|permission|executing the script can't/i.test(error.message)]).toEqual([name, true]);
+    }
+    expect(await mine.queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'j1' })).toEqual({ jobId: 'j1', created: true });
+
+    const after = await redisState(ctx.redis);
+    expect(Object.keys(after).filter((key) => !key.startsWith('svc:'))).toEqual(Object.keys(before));
+    expect(Object.fromEntries(Object.entries(after).filter(([key]) => !key.startsWith('svc:')))).toEqual(before);
+    recordRow({
+      scenario: 7, name: 'access control (minimal ACL user)', operations: attempts.length + direct.length + 1,
+      faults: attempts.length + direct.length, faultKind: 'ACL refusals', lost: 0, duplicated: 0, halfWritten: 0,
+      callerErrors: attempts.length + direct.length, callerErrorKinds: { 'NO_PERMISSION (expected refusals)': attempts.length + direct.length },
+    });
+  });
+
+  it('without +eval a lost script cache cannot be recovered: the call fails with PermissionError naming EVAL, nothing written', async () => {
+    await preloadAsDeployUser();
+    const { queue } = await makeQueue(await serviceUser([...serviceAclRules(), '-eval']), 'dualwrite');
+    await ctx.redis.script('FLUSH');
+
+    const error = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 }).catch((e) => e);
+
+    expect(error).toBeInstanceOf(PermissionError);
+    expect(error).toMatchObject({ code: 'NO_PERMISSION', command: 'EVAL' });
+    expect(await redisState(ctx.redis)).toEqual({});
+  });
+});

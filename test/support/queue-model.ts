@@ -1,0 +1,133 @@
+import { planFor, type JobStatus, type Stage } from '../../src';
+
+/**
+ * What the queue should answer and hold, kept in memory, for random operation sequences: each
+ * call's answer is predicted before it is made, and Redis is compared with the model at the end.
+ * It follows the stage table and the scripts' contracts (lua/*.lua headers), not their code.
+ */
+export type Predicted =
+  | { ok: true; value: unknown }
+  | { ok: false; code: string };
+
+interface LegacyRecord {
+  workspaceId: string;
+  status: JobStatus;
+}
+
+export class QueueModel {
+  stage: Stage;
+  /** job:<jobId>, global: the workspace its record names. */
+  readonly legacy = new Map<string, LegacyRecord>();
+  /** ws:<workspaceId>:job:<jobId>, by "<workspaceId>/<jobId>". */
+  readonly new = new Map<string, { status: JobStatus }>();
+  /** Whether a job's two records hold the same fields: true after a write that reached both. */
+  readonly inSync = new Map<string, boolean>();
+  readonly idempotency = new Map<string, { fingerprint: string; jobId: string }>();
+  readonly queue: string[] = [];
+  readonly index = new Map<string, Set<string>>();
+
+  constructor(stage: Stage) {
+    this.stage = stage;
+  }
+
+  /** The outcome enqueue must have; `created` applies it, with the jobId Redis chose when none was given. */
+  enqueue(workspaceId: string, givenJobId: string | undefined, key: string | undefined, payload: number) {
+    const plan = planFor(this.stage);
+    const fingerprint = `${givenJobId ?? ''}|${payload}`;
+    const remembered = key ? this.idempotency.get(`${workspaceId}/${key}`) : undefined;
+    if (remembered) {
+      return remembered.fingerprint === fingerprint
+        ? predicted({ jobId: remembered.jobId, created: false })
+        : refused('IDEMPOTENCY_CONFLICT');
+    }
+    if (givenJobId && plan.writeLegacy && this.legacy.has(givenJobId)) return refused('DUPLICATE_JOB');
+    if (givenJobId && plan.writeNew && this.new.has(`${workspaceId}/${givenJobId}`)) return refused('DUPLICATE_JOB');
+    return {
+      ok: true as const,
+      value: undefined,
+      created: (jobId: string) => {
+        const id = `${workspaceId}/${jobId}`;
+        if (plan.writeLegacy) this.legacy.set(jobId, { workspaceId, status: 'queued' });
+        if (plan.writeNew) this.new.set(id, { status: 'queued' });
+        this.inSync.set(id, plan.writeLegacy && plan.writeNew);
+        this.queue.push(plan.writeLegacy ? jobId : `${workspaceId}:${jobId}`);
+        this.indexOf(workspaceId).add(jobId);
+        if (key) this.idempotency.set(`${workspaceId}/${key}`, { fingerprint, jobId });
+      },
+    };
+  }
+
+  /** Predicts updateStatus and applies it when it succeeds. */
+  updateStatus(workspaceId: string, jobId: string, status: JobStatus, expectedStatus?: JobStatus): Predicted {
+    const plan = planFor(this.stage);
+    const id = `${workspaceId}/${jobId}`;
+    const legacy = plan.writeLegacy ? this.legacy.get(jobId) : undefined;
+    const legacyState = !legacy ? 'absent' : legacy.workspaceId === workspaceId ? 'ours' : 'foreign';
+    const newRecord = plan.writeNew ? this.new.get(id) : undefined;
+    let source: { status: JobStatus } | undefined;
+    let repaired: 'none' | 'new' | 'legacy' = 'none';
+    if (plan.writeLegacy && plan.writeNew) {
+      if (legacyState === 'foreign') return refused(newRecord ? 'JOB_ID_COLLISION' : 'NOT_FOUND');
+      if (legacyState === 'ours' && newRecord) source = plan.readFrom === 'legacy' ? legacy : newRecord;
+      else if (legacyState === 'ours') [source, repaired] = [legacy, 'new'];
+      else if (newRecord) [source, repaired] = [newRecord, 'legacy'];
+    } else if (plan.writeLegacy) {
+      if (legacyState === 'ours') source = legacy;
+    } else {
+      source = newRecord;
+    }
+    if (!source) return refused('NOT_FOUND');
+    const previousStatus = source.status;
+    if (expectedStatus && previousStatus !== expectedStatus) return refused('STATUS_CONFLICT');
+
+    if (repaired === 'new') this.indexOf(workspaceId).add(jobId);
+    if (plan.writeLegacy) this.legacy.set(jobId, { workspaceId, status });
+    if (plan.writeNew) this.new.set(id, { status });
+    // A write to one layout of a job that has both leaves them apart; a write to both joins them.
+    this.inSync.set(id, plan.writeLegacy && plan.writeNew);
+    return predicted({ jobId, previousStatus, status, repaired });
+  }
+
+  /** The record getJob returns in this stage: its status and layout, or null. */
+  read(workspaceId: string, jobId: string): { status: JobStatus; source: 'legacy' | 'new' } | null {
+    const plan = planFor(this.stage);
+    const legacy = this.legacy.get(jobId);
+    const ours = legacy?.workspaceId === workspaceId ? legacy : undefined;
+    if (plan.readFrom === 'legacy') return ours ? { status: ours.status, source: 'legacy' } : null;
+    const newRecord = this.new.get(`${workspaceId}/${jobId}`);
+    if (newRecord) return { status: newRecord.status, source: 'new' };
+    return plan.fallback && ours ? { status: ours.status, source: 'legacy' } : null;
+  }
+
+  /** listJobs' jobs as a set: every indexed job the stage can read. */
+  list(workspaceId: string): string[] {
+    return [...this.indexOf(workspaceId)]
+      .flatMap((jobId) => {
+        const job = this.read(workspaceId, jobId);
+        return job ? [`${jobId}:${job.status}:${job.source}`] : [];
+      })
+      .sort();
+  }
+
+  /** Jobs in the legacy layout only: what backfill copies before a migration may reach complete. */
+  legacyOnly(): number {
+    return [...this.legacy].filter(([jobId, { workspaceId }]) => !this.new.has(`${workspaceId}/${jobId}`)).length;
+  }
+
+  /** Jobs in the new layout only (made in complete): what a move back to off would not see. */
+  newOnly(): number {
+    return [...this.new.keys()].filter((id) => {
+      const [workspaceId, jobId] = id.split('/');
+      return this.legacy.get(jobId)?.workspaceId !== workspaceId;
+    }).length;
+  }
+
+  indexOf(workspaceId: string): Set<string> {
+    let index = this.index.get(workspaceId);
+    if (!index) this.index.set(workspaceId, (index = new Set()));
+    return index;
+  }
+}
+
+const predicted = (value: unknown): Predicted => ({ ok: true, value });
+const refused = (code: string): Predicted & { created?: undefined } => ({ ok: false, code });
