@@ -19,7 +19,8 @@ export type ErrorCode =
   | 'CLAIM_CONTENTION'
   | 'EVICTION_POLICY'
   | 'WRONG_STAGE'
-  | 'VERIFY_NOT_CLEAN';
+  | 'VERIFY_NOT_CLEAN'
+  | 'CROSS_SLOT';
 
 export abstract class DualWriteError extends Error {
   abstract readonly code: ErrorCode;
@@ -222,5 +223,27 @@ export class ClaimContentionError extends DualWriteError {
   readonly code = 'CLAIM_CONTENTION' as const;
   constructor(readonly attempts: number) {
     super(`lost the race for a queue entry ${attempts} times in a row; nothing was claimed`);
+  }
+}
+
+/**
+ * In Redis Cluster one script may only touch keys of one hash slot, and this call's keys (or, at
+ * construction, the key layout's keys for one operation) span several. Nothing was sent.
+ */
+export class CrossSlotError extends DualWriteError {
+  readonly code = 'CROSS_SLOT' as const;
+  constructor(
+    /** The operation (or script) whose keys span slots. */
+    readonly operation: string,
+    /** The first key of the call and the first key in another slot than it. */
+    readonly keys: readonly { key: string; slot: number }[],
+  ) {
+    const [first, other] = keys;
+    super(
+      `${operation}: key ${first.key} is in hash slot ${first.slot} and ${other.key} in slot ${other.slot}, but in ` +
+        'Redis Cluster one script may only touch keys of one slot, so this operation could not be atomic. Use the ' +
+        "preset `keys: clusterLayout('<tag>')`, which puts every key of a queue behind the hash tag {<tag>}, or " +
+        'give every key of your layout the same {hash tag}. Nothing was sent.',
+    );
   }
 }

@@ -55,6 +55,21 @@ export function defaultLayout(keyPrefix: string): KeyLayout {
   };
 }
 
+/** A cluster hash tag: what goes between the braces. */
+export const HASH_TAG_PATTERN = /^[A-Za-z0-9._:-]{1,64}$/;
+
+/**
+ * The cluster-ready preset: the default layout with every key behind one hash tag, `{<tag>}:job:<id>`,
+ * `{<tag>}:ws:<workspaceId>:job:<id>`, `{<tag>}:queue:<name>`, ... so every key of every operation of
+ * a queue lands in one slot. Use one tag per queue (its name, say): claim, recoverStalled and
+ * enqueueMany put the queue's keys and jobs of any workspace in one script, and a legacy key is found
+ * from a bare jobId, so a tag per workspace could not hold them together. One queue lives on one
+ * master; run several queues (each its own tag) to spread load over masters. See README "Cluster".
+ */
+export function clusterLayout(tag: string): KeyLayout {
+  return defaultLayout(`{${checkPattern('tag', tag, HASH_TAG_PATTERN)}}:`);
+}
+
 /**
  * A queue entry is the bare jobId while the legacy layout is written, so consumers of the legacy
  * layout keep working. Once it is not (stage complete), the entry is "<workspaceId>:<jobId>": ids

@@ -10,9 +10,11 @@ import {
   ValidationError,
 } from './errors';
 import { decodeJob, type Job } from './job';
+import { isCluster, serversOf } from './cluster/nodes';
+import { checkClusterLayout } from './cluster/single-slot';
+import { resolveLayout, type KeyLayoutOption } from './custom-layout';
 import {
   checkPattern,
-  defaultLayout,
   ID_PATTERN,
   IDEMPOTENCY_KEY_PATTERN,
   JOB_TYPE_PATTERN,
@@ -43,11 +45,18 @@ export interface Logger {
 }
 
 export interface DualWriteQueueOptions {
-  /** An ioredis client the caller owns: the queue never closes it. */
+  /** An ioredis client (Redis or Cluster) the caller owns: the queue never closes it. */
   redis: RedisClient;
   queueName?: string;
   stage: Stage;
+  /** Prepended to every key, whoever builds it. */
   keyPrefix?: string;
+  /**
+   * Where each record lives: builders for any key of KeyLayout (they receive validated ids only);
+   * the default layout builds the rest. On a Cluster use `clusterLayout(tag)`: every key of one
+   * operation must share a hash slot, which the constructor checks.
+   */
+  keys?: KeyLayoutOption;
   idempotencyTtlSeconds?: number;
   maxPayloadBytes?: number;
   metrics?: { registry: Registry } | false;
@@ -182,7 +191,7 @@ export class DualWriteQueue {
   constructor(options: DualWriteQueueOptions) {
     const o = checkObject('options', options);
     rejectUnknownFields('options', o, [
-      'redis', 'queueName', 'stage', 'keyPrefix', 'idempotencyTtlSeconds', 'maxPayloadBytes', 'metrics', 'logger',
+      'redis', 'queueName', 'stage', 'keyPrefix', 'keys', 'idempotencyTtlSeconds', 'maxPayloadBytes', 'metrics', 'logger',
     ]);
     if (typeof (o.redis as RedisClient | undefined)?.evalsha !== 'function') {
       throw new ValidationError('redis', 'type', 'must be an ioredis Redis or Cluster client');
@@ -190,7 +199,11 @@ export class DualWriteQueue {
     this.redis = o.redis as RedisClient;
     this.queueName = checkPattern('queueName', o.queueName ?? DEFAULTS.queueName, QUEUE_NAME_PATTERN);
     this.currentStage = assertStage(o.stage);
-    this.keys = defaultLayout(checkPattern('keyPrefix', o.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN));
+    const keyPrefix = checkPattern('keyPrefix', o.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN);
+    this.keys = resolveLayout(o.keys, keyPrefix, this.queueName);
+    // Refused now, not at the first enqueue: on a Cluster a layout that splits an operation over
+    // slots could never run it atomically.
+    if (isCluster(this.redis)) checkClusterLayout(this.keys, this.queueName);
     this.idempotencyTtlSeconds = checkInteger(
       'idempotencyTtlSeconds', o.idempotencyTtlSeconds ?? DEFAULTS.idempotencyTtlSeconds, 1, 2 ** 31 - 1,
     );
@@ -259,8 +272,10 @@ export class DualWriteQueue {
   }
 
   private async checkServer(evictionPolicy: 'warn' | 'throw'): Promise<PreloadedScript[]> {
-    const info = await this.serverInfo();
-    if (info) {
+    // Each master of a Cluster holds jobs of its own slots: every one must run scripts and keep jobs.
+    for (const server of await serversOf(this.redis)) {
+      const info = await this.serverInfo(server.redis);
+      if (!info) break;
       const version = /redis_version:([^\r\n]+)/.exec(info)?.[1] ?? 'unknown';
       if (!(Number(version.split('.')[0]) >= 7)) throw new UnsupportedRedisError(version);
       const policy = /maxmemory_policy:([^\r\n]+)/.exec(info)?.[1] ?? 'noeviction';
@@ -268,6 +283,7 @@ export class DualWriteQueue {
         if (evictionPolicy === 'throw') throw new EvictionPolicyError(policy);
         this.logger.warn('redis-dual-write: maxmemory-policy lets Redis evict job keys; set it to noeviction', {
           policy,
+          ...(server.name ? { node: server.name } : {}),
         });
       }
     }
@@ -275,9 +291,9 @@ export class DualWriteQueue {
   }
 
   /** INFO server and memory, or undefined when the ACL user may not run INFO (checks are skipped, loudly). */
-  private async serverInfo(): Promise<string | undefined> {
+  private async serverInfo(server: RedisClient): Promise<string | undefined> {
     try {
-      return String(await this.redis.call('INFO', 'server', 'memory'));
+      return String(await server.call('INFO', 'server', 'memory'));
     } catch (error) {
       if (!(translateRedisError(error) instanceof PermissionError)) throw error;
       this.logger.warn('redis-dual-write: this Redis user may not run INFO; version and maxmemory-policy not checked');

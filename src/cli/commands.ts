@@ -25,10 +25,16 @@ const HELP: Record<string, OptionSpec> = { help: { type: 'boolean', short: 'h', 
 const JSON_OUTPUT: OptionSpec = { type: 'boolean', help: 'print the result as JSON on stdout (progress stays on stderr)' };
 const CONNECTION: Record<string, OptionSpec> = {
   url: { type: 'string', value: 'url', help: `Redis to work on (default: $REDIS_URL, else ${DEFAULT_URL})` },
+  cluster: {
+    type: 'string',
+    value: 'host:port,...',
+    help: 'a Redis Cluster instead, by seed nodes (redis://user:pass@host:port items carry credentials)',
+  },
 };
 const LAYOUT: Record<string, OptionSpec> = {
   prefix: { type: 'string', value: 'prefix', help: "the keyPrefix the service uses (default '')" },
   queue: { type: 'string', value: 'name', help: "the queueName the service uses (default 'default')" },
+  tag: { type: 'string', value: 'tag', help: "the service uses keys: clusterLayout('<tag>'): every key behind {<tag>}" },
 };
 const RUN: Record<string, OptionSpec> = {
   'batch-size': { type: 'string', value: 'n', help: 'jobs per script call, 1 to 500 (default 200)' },
@@ -51,17 +57,20 @@ export const COMMANDS: CommandSpec[] = [
   {
     name: 'scripts load',
     summary: 'load every script of the manifest into Redis and check each sha1',
-    usage: 'scripts load [--url <url>] [--json]',
+    usage: 'scripts load [--url <url> | --cluster <host:port,...>] [--json]',
     options: { ...CONNECTION, json: JSON_OUTPUT, ...HELP },
     details: `Run at deploy, before new service instances start. Prints one row per script: the sha1 the
-manifest names and the one Redis returned. Exit code 1 when any differs.`,
+manifest names and the one Redis returned. On a cluster, one row per script and node: every master
+and every replica (Redis does not replicate SCRIPT LOAD). Exit code 1 when any differs.`,
   },
   {
     name: 'scripts check',
     summary: 'exit 1 when any script of the manifest is not loaded on the server',
-    usage: 'scripts check [--url <url>] [--json]',
+    usage: 'scripts check [--url <url> | --cluster <host:port,...>] [--json]',
     options: { ...CONNECTION, json: JSON_OUTPUT, ...HELP },
-    details: 'A deploy gate or readiness probe: reads only (SCRIPT EXISTS). Exit code 0 when every script is loaded.',
+    details:
+      'A deploy gate or readiness probe: reads only (SCRIPT EXISTS). Exit code 0 when every script is loaded ' +
+      '(on a cluster: on every node).',
   },
   {
     name: 'scripts manifest',
@@ -188,8 +197,9 @@ Usage: redis-dual-write <command> [options]
 Commands:
 ${rows.join('\n')}
 
-Every command takes --help. Connection: --url (default $REDIS_URL, else ${DEFAULT_URL}); the key
-layout: --prefix and --queue, as the service's keyPrefix and queueName; --json for machine output.
+Every command takes --help. Connection: --url (default $REDIS_URL, else ${DEFAULT_URL}), or
+--cluster host:port,... for a Redis Cluster; the key layout: --prefix, --queue and --tag, as the
+service's keyPrefix, queueName and clusterLayout tag; --json for machine output.
 The runbook: docs/MIGRATION.md.
 ${EXIT_CODES}
 `;

@@ -69,6 +69,8 @@ function failed(error: unknown, commandName: string | undefined, json: boolean, 
   const message = error instanceof Error ? error.message : String(error);
   if (json) line(io.stdout, JSON.stringify({ error: { code, message } }, null, 2));
   line(io.stderr, `redis-dual-write: ${message}`);
+  // The library names the preset as code; the command's way to say it is a flag.
+  if (code === 'CROSS_SLOT') line(io.stderr, "On a cluster, pass --tag <tag> when the service uses keys: clusterLayout('<tag>').");
   return EXIT.failed;
 }
 
@@ -81,6 +83,7 @@ function flagMessage(error: ValidationError): string {
     batchSize: '--batch-size',
     rateLimit: '--rate',
     sampleLimit: '--samples',
+    tag: '--tag',
   };
   const flag = flags[error.field];
   return flag ? error.message.replace(new RegExp(`^${error.field}:`), `${flag}:`) : error.message;

@@ -6,7 +6,8 @@ import type { RunOptions } from '../migrate/options';
 import type { Logger } from '../queue';
 import type { Stage } from '../stages';
 import type { ParsedOptions } from './commands';
-import { connect, createClient, redisUrl } from './connect';
+import { clusterLayout } from '../keys';
+import { clientFor, connect } from './connect';
 import { EXIT, line, UsageError, type CliIo } from './io';
 import { ProgressView } from './progress';
 import { renderBackfill, renderCleanup, renderVerify, table } from './render';
@@ -19,17 +20,18 @@ type Step = 'backfill' | 'verify' | 'cleanup';
  */
 export async function runMigrationStep(step: Step, options: ParsedOptions, io: CliIo, argv: readonly string[]): Promise<number> {
   if (options.stage === undefined) throw new UsageError(`${step} needs --stage: the stage the service runs in now`);
-  const url = redisUrl(options.url as string | undefined, io.env);
-  const redis = createClient(url);
+  const { redis, where } = clientFor(options, io.env);
   const registry = new Registry();
   const progress = new ProgressView(io.stderr);
   try {
-    // Built before connecting: a bad --stage, --prefix or --queue is a usage error, not a Redis one.
+    // Built before connecting: a bad --stage, --prefix, --queue or --tag is a usage error, not a
+    // Redis one, and on a cluster a layout that splits an operation over slots is refused here.
     const migration = new Migration({
       redis,
       stage: options.stage as Stage,
       queueName: (options.queue as string | undefined) ?? 'default',
       keyPrefix: (options.prefix as string | undefined) ?? '',
+      ...(typeof options.tag === 'string' ? { keys: clusterLayout(options.tag) } : {}),
       metrics: { registry },
       logger: stderrLogger(io, progress),
     });
@@ -40,7 +42,7 @@ export async function runMigrationStep(step: Step, options: ParsedOptions, io: C
       rateLimit: positive('--rate', options.rate),
       sampleLimit: integer('--samples', options.samples),
     };
-    await connect(redis, url);
+    await connect(redis, where);
     await migration.ready();
 
     let code: number;

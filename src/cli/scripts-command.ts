@@ -1,5 +1,6 @@
+import { isCluster } from '../cluster/nodes';
 import { checkAllScripts, loadAllScripts, manifestEntries } from '../scripts/deploy';
-import { connect, createClient, redisUrl } from './connect';
+import { clientFor, connect } from './connect';
 import { EXIT, line, type CliIo } from './io';
 import type { ParsedOptions } from './commands';
 import { table } from './render';
@@ -12,17 +13,24 @@ export async function runScripts(action: 'load' | 'check' | 'manifest', options:
     else line(io.stdout, table([['id', 'sha1', 'keys'], ...manifest.map((s) => [s.id, s.sha1, keysOf(s)])]));
     return EXIT.ok;
   }
-  const url = redisUrl(options.url as string | undefined, io.env);
-  const redis = createClient(url);
+  const { redis, where } = clientFor(options, io.env);
+  // On a cluster each row is about one node: say which (and its role) in front.
+  const node = (s: { node?: string; role?: string }) => (s.node === undefined ? [] : [s.node, s.role ?? '']);
+  const nodeHeader = isCluster(redis) ? ['node', 'role'] : [];
+  const onNodes = (rows: { node?: string }[]) => {
+    const nodes = new Set(rows.map((row) => row.node)).size;
+    return isCluster(redis) ? ` on each of ${nodes} nodes` : '';
+  };
   try {
-    await connect(redis, url);
+    await connect(redis, where);
     if (action === 'load') {
       const scripts = await loadAllScripts(redis);
       const ok = scripts.every((s) => s.ok);
       if (options.json) line(io.stdout, JSON.stringify({ ok, scripts }, null, 2));
       else {
-        line(io.stdout, table([['id', 'manifest sha1', 'loaded sha1', ''], ...scripts.map((s) => [s.id, s.expectedSha1, s.loadedSha1, s.ok ? 'ok' : 'MISMATCH'])]));
-        line(io.stdout, ok ? `${scripts.length} scripts loaded` : 'some scripts differ from the manifest: a corrupt deploy');
+        line(io.stdout, table([['id', ...nodeHeader, 'manifest sha1', 'loaded sha1', ''], ...scripts.map((s) => [s.id, ...node(s), s.expectedSha1, s.loadedSha1, s.ok ? 'ok' : 'MISMATCH'])]));
+        const perNode = new Set(scripts.map((s) => s.id)).size;
+        line(io.stdout, ok ? `${perNode} scripts loaded${onNodes(scripts)}` : 'some scripts differ from the manifest: a corrupt deploy');
       }
       return ok ? EXIT.ok : EXIT.failed;
     }
@@ -30,8 +38,9 @@ export async function runScripts(action: 'load' | 'check' | 'manifest', options:
     const missing = scripts.filter((s) => !s.loaded);
     if (options.json) line(io.stdout, JSON.stringify({ ok: missing.length === 0, scripts }, null, 2));
     else {
-      line(io.stdout, table([['id', 'sha1', ''], ...scripts.map((s) => [s.id, s.sha1, s.loaded ? 'loaded' : 'MISSING'])]));
-      line(io.stdout, missing.length === 0 ? `all ${scripts.length} scripts loaded` : `${missing.length} missing: run redis-dual-write scripts load`);
+      line(io.stdout, table([['id', ...nodeHeader, 'sha1', ''], ...scripts.map((s) => [s.id, ...node(s), s.sha1, s.loaded ? 'loaded' : 'MISSING'])]));
+      const perNode = new Set(scripts.map((s) => s.id)).size;
+      line(io.stdout, missing.length === 0 ? `all ${perNode} scripts loaded${onNodes(scripts)}` : `${missing.length} missing: run redis-dual-write scripts load`);
     }
     return missing.length === 0 ? EXIT.ok : EXIT.failed;
   } finally {

@@ -2,10 +2,12 @@ import { ValidationError, WrongStageError } from '../errors';
 import { ID_PATTERN } from '../keys';
 import { STAGES, type Stage } from '../stages';
 import { clearCheckpoint, readCheckpoint, serverRunId, writeCheckpoint } from './checkpoint';
-import { chunks, readLegacyOwners, runBatch, SCRIPT, type MigrationContext } from './context';
+import { serversOf } from '../cluster/nodes';
+import { readLegacyOwners, runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
 import { checkRunOptions, type RunOptions } from './options';
 import { Pacer, perSecond } from './pacing';
-import { scanFraction, scanPage } from './scan';
+import { scanPage } from './scan';
+import { ServerWalk } from './server-walk';
 import { Tally, type Sample } from './tally';
 
 export type BackfillMode = 'copy' | 'resync';
@@ -71,9 +73,17 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   const { redis, keys, metrics } = context;
   const started = Date.now();
   const checkpointKey = keys.checkpoint(context.queueName);
-  const runId = await serverRunId(redis);
+  // One walk per server: the client's own, or each master's on a Cluster, with its own cursor. A
+  // master whose run_id changed (restarted, or a replica promoted) is walked again from the start.
+  const servers = await Promise.all(
+    (await serversOf(redis)).map(async (server) => ({ id: await serverRunId(server.redis), redis: server.redis })),
+  );
+  const runIds = servers.map((server) => server.id);
   const saved = run.restart ? null : await readCheckpoint(redis, checkpointKey);
-  const resumed = saved !== null && saved.mode === mode && saved.serverRunId === runId && saved.cursor !== '0';
+  const resumed =
+    saved !== null &&
+    saved.mode === mode &&
+    ((saved.cursor !== '0' && runIds.includes(saved.serverRunId)) || saved.done.some((id) => runIds.includes(id)));
   if (saved && !resumed && !run.restart) {
     context.logger.warn('redis-dual-write: backfill checkpoint not resumable (other mode or a restarted server); starting over', {
       checkpointMode: saved.mode,
@@ -86,7 +96,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   let indexed = counts.indexed ?? 0;
   let examined = counts.examined ?? 0;
   const examinedBefore = examined;
-  let cursor = resumed ? saved.cursor : '0';
+  const walk = new ServerWalk(servers, resumed ? { serverId: saved.serverRunId, cursor: saved.cursor, done: saved.done } : undefined);
   const startedAt = resumed ? saved.startedAt : started;
   const pacer = new Pacer(run.rateLimit, run.signal);
 
@@ -105,7 +115,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   };
 
   do {
-    const page = await scanPage(redis, cursor, keys.legacyPattern, 'hash', run.batchSize);
+    const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize);
     const candidates: { legacyKey: string; jobId: string }[] = [];
     for (const legacyKey of page.keys) {
       const jobId = keys.parseLegacy(legacyKey);
@@ -124,7 +134,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
       } else jobs.push({ ...candidate, workspaceId: owner.workspaceId });
     });
 
-    for (const batch of chunks(jobs, run.batchSize)) {
+    for (const batch of slotBatches(context, jobs, (job) => job.legacyKey, run.batchSize)) {
       const scriptKeys: string[] = [];
       const args: string[] = [mode];
       for (const job of batch) {
@@ -160,21 +170,23 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
 
     countResults();
     examined += page.keys.length;
-    cursor = page.cursor;
+    walk.advance(page.cursor);
+    const position = walk.position();
     await writeCheckpoint(redis, checkpointKey, {
-      cursor,
+      cursor: position.cursor,
       mode,
-      serverRunId: runId,
+      serverRunId: position.serverId,
+      done: [...position.done],
       startedAt,
       counts: { ...results.counts, ...skipped.counts, indexed, examined },
     });
-    const fraction = cursor === '0' ? 1 : scanFraction(cursor);
+    const fraction = walk.fraction();
     metrics.progress.set({ operation: 'backfill' }, fraction);
     run.onProgress({ operation: 'backfill', phase: 'legacy', done: examined, fraction });
     await pacer.after(page.keys.length);
-  } while (cursor !== '0' && !run.signal?.aborted);
+  } while (!walk.over && !run.signal?.aborted);
 
-  const completed = cursor === '0';
+  const completed = walk.over;
   // The run's checkpoint is done with; a later run starts over and, finding every job, copies nothing.
   if (completed) await clearCheckpoint(redis, checkpointKey);
 

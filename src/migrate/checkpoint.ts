@@ -9,6 +9,8 @@ export interface Checkpoint {
   mode: string;
   /** A SCAN cursor is only valid on the server process that issued it (Redis seeds its hash per start). */
   serverRunId: string;
+  /** On a Cluster: run_ids of the masters whose walk is over (the cursor is on `serverRunId`'s). */
+  done: string[];
   startedAt: number;
   /** The counts of the run so far, so the resumed run's report covers the whole run. */
   counts: Record<string, number>;
@@ -29,6 +31,7 @@ export async function readCheckpoint(redis: RedisClient, key: string): Promise<C
     cursor: fields.cursor ?? '0',
     mode: fields.mode ?? '',
     serverRunId: fields.server_run_id ?? '',
+    done: (fields.done ?? '').split(',').filter(Boolean),
     startedAt: Number(fields.started_at ?? 0),
     counts,
   };
@@ -39,6 +42,7 @@ export async function writeCheckpoint(redis: RedisClient, key: string, checkpoin
     cursor: checkpoint.cursor,
     mode: checkpoint.mode,
     server_run_id: checkpoint.serverRunId,
+    done: checkpoint.done.join(','),
     started_at: String(checkpoint.startedAt),
     counts: JSON.stringify(checkpoint.counts),
   });

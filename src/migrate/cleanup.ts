@@ -1,10 +1,12 @@
 import { ValidationError, VerifyNotCleanError, WrongStageError } from '../errors';
 import { ID_PATTERN, parseQueueEntry } from '../keys';
 import type { Stage } from '../stages';
-import { chunks, readLegacyOwners, runBatch, SCRIPT, type MigrationContext } from './context';
+import { serversOf } from '../cluster/nodes';
+import { readLegacyOwners, runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
 import { checkRunOptions, type RunOptions } from './options';
 import { Pacer, perSecond } from './pacing';
-import { scanFraction, scanPage } from './scan';
+import { scanPage } from './scan';
+import { ServerWalk } from './server-walk';
 import { Tally, type Sample } from './tally';
 import { verify, type VerifyReport } from './verify';
 
@@ -87,10 +89,11 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
   const { redis, keys, metrics } = context;
   const queued = await bareQueueEntries(context, run.batchSize);
   const pacer = new Pacer(run.rateLimit, run.signal);
-  let cursor = '0';
+  // Every master of a Cluster in turn: each holds only its own slots' keys.
+  const walk = new ServerWalk((await serversOf(redis)).map((server) => ({ id: server.name, redis: server.redis })));
   let examined = 0;
   do {
-    const page = await scanPage(redis, cursor, keys.legacyPattern, 'hash', run.batchSize);
+    const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize);
     const candidates: { legacyKey: string; jobId: string }[] = [];
     for (const legacyKey of page.keys) {
       const jobId = keys.parseLegacy(legacyKey);
@@ -107,7 +110,7 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
       else tally.add('kept_bad_record', { key: candidate.legacyKey, detail: 'no valid workspace_id' });
     });
 
-    for (const batch of chunks(jobs, run.batchSize)) {
+    for (const batch of slotBatches(context, jobs, (job) => job.legacyKey, run.batchSize)) {
       const outcomes = dryRun ? await wouldDelete(context, batch) : await deleteBatch(context, batch);
       outcomes.forEach((outcome, i) => {
         const key = batch[i].legacyKey;
@@ -117,21 +120,21 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
       });
     }
     examined += page.keys.length;
-    cursor = page.cursor;
-    const fraction = cursor === '0' ? 1 : scanFraction(cursor);
+    walk.advance(page.cursor);
+    const fraction = walk.fraction();
     metrics.progress.set({ operation: 'cleanup' }, fraction);
     run.onProgress({ operation: 'cleanup', phase: 'legacy', done: examined, fraction });
     await pacer.after(page.keys.length);
-  } while (cursor !== '0' && !run.signal?.aborted);
+  } while (!walk.over && !run.signal?.aborted);
 
   const deleted = tally.counts.deleted;
   if (deleted > 0) metrics.cleanupJobs.inc({ result: dryRun ? 'would_delete' : 'deleted' }, deleted);
   const kept = examined - deleted - tally.counts.gone;
   if (kept > 0) metrics.cleanupJobs.inc({ result: 'kept' }, kept);
-  context.logger.info(`redis-dual-write: cleanup ${dryRun ? 'dry run ' : ''}${cursor === '0' ? 'finished' : 'stopped'}`, {
+  context.logger.info(`redis-dual-write: cleanup ${dryRun ? 'dry run ' : ''}${walk.over ? 'finished' : 'stopped'}`, {
     ...tally.nonZero(),
   });
-  return report(cursor === '0', examined);
+  return report(walk.over, examined);
 }
 
 type Job = { legacyKey: string; jobId: string; workspaceId: string };

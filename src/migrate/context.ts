@@ -1,3 +1,5 @@
+import { isCluster } from '../cluster/nodes';
+import { groupBySlot } from '../cluster/single-slot';
 import type { Logger } from '../queue';
 import { errorForReply } from '../scripts/replies';
 import type { RedisClient, ScriptRegistry } from '../scripts/registry';
@@ -46,7 +48,30 @@ export type LegacyOwner =
  * again before acting, so a record that changes in between is never copied or deleted by mistake.
  */
 export async function readLegacyOwners(redis: RedisClient, legacyKeys: readonly string[]): Promise<LegacyOwner[]> {
-  if (legacyKeys.length === 0) return [];
+  return perSlot(redis, legacyKeys, (keys) => ownersInOnePipeline(redis, keys));
+}
+
+/**
+ * Runs `read` on the keys, at once on one server; on a Cluster once per slot (a Cluster pipeline
+ * goes to one node), its answers put back in the keys' order.
+ */
+export async function perSlot<T>(
+  redis: RedisClient,
+  keys: readonly string[],
+  read: (keys: readonly string[]) => Promise<T[]>,
+): Promise<T[]> {
+  if (keys.length === 0) return [];
+  if (!isCluster(redis)) return read(keys);
+  const answers: T[] = [];
+  const positions = keys.map((key, at) => ({ key, at }));
+  for (const group of groupBySlot(positions, (p) => p.key)) {
+    const groupAnswers = await read(group.map((p) => p.key));
+    group.forEach((p, i) => (answers[p.at] = groupAnswers[i]));
+  }
+  return answers;
+}
+
+async function ownersInOnePipeline(redis: RedisClient, legacyKeys: readonly string[]): Promise<LegacyOwner[]> {
   const pipeline = redis.pipeline();
   for (const key of legacyKeys) pipeline.exists(key).hget(key, 'workspace_id');
   const replies = (await pipeline.exec()) ?? [];
@@ -57,6 +82,15 @@ export async function readLegacyOwners(redis: RedisClient, legacyKeys: readonly 
     if (workspaceId === null) return { state: 'no_workspace_id' };
     return { state: 'ok', workspaceId: String(workspaceId) };
   });
+}
+
+/**
+ * Batches of at most `size` items for one script call each. On a Cluster, items are first grouped
+ * by the slot of their key (a call's keys must share one), keeping their order within a group.
+ */
+export function slotBatches<T>(context: MigrationContext, items: readonly T[], keyOf: (item: T) => string, size: number): T[][] {
+  const groups = isCluster(context.redis) ? groupBySlot(items, keyOf) : [items];
+  return groups.flatMap((group) => chunks(group, size));
 }
 
 /** Splits a list into runs of at most `size`. */

@@ -1,10 +1,9 @@
-import { ID_PATTERN, QUEUE_NAME_PATTERN, defaultLayout, type KeyLayout } from '../keys';
-import { escapeGlob } from './scan';
-
-const ID = ID_PATTERN.source.slice(1, -1);
+import { ValidationError } from '../errors';
+import { QUEUE_NAME_PATTERN, type KeyLayout } from '../keys';
+import { keyTemplate, type KeyTemplate } from './key-template';
 
 /**
- * The default layout read backwards: SCAN patterns for each kind of key, and parsers that take a
+ * The key layout read backwards: SCAN patterns for each kind of key, and parsers that take a
  * key apart again. A key whose parts fail the id whitelist is not parsed: its id never becomes part
  * of another key.
  */
@@ -20,26 +19,47 @@ export interface MigrationLayout extends KeyLayout {
   parseIndex(key: string): string | null;
 }
 
-export function migrationLayout(keyPrefix: string): MigrationLayout {
-  const glob = escapeGlob(keyPrefix);
-  const literal = keyPrefix.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
-  const legacy = new RegExp(`^${literal}job:(${ID})$`);
-  const fresh = new RegExp(`^${literal}ws:(${ID}):job:(${ID})$`);
-  const index = new RegExp(`^${literal}ws:(${ID}):jobs$`);
+/**
+ * Any layout (the default one, the cluster preset, or the caller's builders, already resolved)
+ * read backwards. The keys a walk scans must not come up in another kind's scan: a new job key in
+ * the legacy scan would be reported as a bad legacy record.
+ */
+export function migrationLayout(keys: KeyLayout, keyPrefix: string, queueName: string): MigrationLayout {
+  const legacy = keyTemplate('keys.legacyJob', keys.legacyJob, 1);
+  const fresh = keyTemplate('keys.newJob', keys.newJob, 2);
+  const index = keyTemplate('keys.workspaceIndex', keys.workspaceIndex, 1);
+  const [workspaceId, jobId] = ['acme', 'job_1'];
+  const overlaps: [string, KeyTemplate, string, string][] = [
+    ['legacyJob', legacy, 'newJob', keys.newJob(workspaceId, jobId)],
+    ['legacyJob', legacy, 'claims', keys.claims(queueName)],
+    ['newJob', fresh, 'legacyJob', keys.legacyJob(jobId)],
+    ['newJob', fresh, 'claims', keys.claims(queueName)],
+    ['workspaceIndex', index, 'processing', keys.processing(queueName)],
+  ];
+  for (const [kind, template, other, key] of overlaps) {
+    if (template.matches(key)) {
+      throw new ValidationError(
+        `keys.${kind}`,
+        'overlap',
+        `the SCAN pattern of its keys (${template.pattern}) also matches ${other} keys such as ${key}, so a walk ` +
+          'would take one kind of record for the other: give the two kinds different fixed text',
+      );
+    }
+  }
   return {
-    ...defaultLayout(keyPrefix),
-    legacyPattern: `${glob}job:*`,
-    newPattern: `${glob}ws:*:job:*`,
-    indexPattern: `${glob}ws:*:jobs`,
-    checkpoint: (queueName) => {
-      if (!QUEUE_NAME_PATTERN.test(queueName)) throw new Error(`invalid queue name ${queueName}`);
-      return `${keyPrefix}dualwrite:backfill:${queueName}`;
+    ...keys,
+    legacyPattern: legacy.pattern,
+    newPattern: fresh.pattern,
+    indexPattern: index.pattern,
+    checkpoint: (name) => {
+      if (!QUEUE_NAME_PATTERN.test(name)) throw new Error(`invalid queue name ${name}`);
+      return `${keyPrefix}dualwrite:backfill:${name}`;
     },
-    parseLegacy: (key) => legacy.exec(key)?.[1] ?? null,
+    parseLegacy: (key) => legacy.parse(key)?.[0] ?? null,
     parseNew: (key) => {
-      const match = fresh.exec(key);
-      return match ? { workspaceId: match[1], jobId: match[2] } : null;
+      const ids = fresh.parse(key);
+      return ids ? { workspaceId: ids[0], jobId: ids[1] } : null;
     },
-    parseIndex: (key) => index.exec(key)?.[1] ?? null,
+    parseIndex: (key) => index.parse(key)?.[0] ?? null,
   };
 }

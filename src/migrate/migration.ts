@@ -1,5 +1,6 @@
 import type { Registry } from 'prom-client';
 import { ValidationError } from '../errors';
+import { resolveLayout, type KeyLayoutOption } from '../custom-layout';
 import { checkPattern, KEY_PREFIX_PATTERN } from '../keys';
 import { DualWriteQueue, DEFAULTS, type Logger, type ReadyOptions } from '../queue';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from '../scripts/registry';
@@ -13,12 +14,18 @@ import { migrationLayout } from './layout';
 import { verify, type VerifyOptions, type VerifyReport } from './verify';
 
 export interface MigrationOptions {
-  /** A standalone ioredis client the caller owns (SCAN walks one server: run once per master). */
+  /** An ioredis client the caller owns; on a Cluster every walk scans each master in turn. */
   redis: RedisClient;
   /** The stage the service runs in now: it decides what each step may do and what verify checks. */
   stage: Stage;
   queueName?: string;
   keyPrefix?: string;
+  /**
+   * The service's key layout, as given to DualWriteQueue. The walks read keys backwards, so each
+   * builder must put each id into its key once, unchanged, between fixed text (the default layout
+   * and clusterLayout do).
+   */
+  keys?: KeyLayoutOption;
   metrics?: { registry: Registry } | false;
   logger?: Logger;
 }
@@ -39,17 +46,15 @@ export class Migration {
 
   constructor(options: MigrationOptions) {
     const o = checkObject('options', options);
-    const known = ['redis', 'stage', 'queueName', 'keyPrefix', 'metrics', 'logger'];
+    const known = ['redis', 'stage', 'queueName', 'keyPrefix', 'keys', 'metrics', 'logger'];
     for (const name of Object.keys(o)) {
       if (!known.includes(name)) {
         throw new ValidationError(`options.${name}`, 'unknown-field', `is not a known field (known: ${known.join(', ')})`);
       }
     }
-    // The queue validates the shared options and knows how to check the server and preload scripts.
+    // The queue validates the shared options (on a Cluster, that the layout keeps each operation in
+    // one slot) and knows how to check the server and preload scripts.
     this.queue = new DualWriteQueue({ ...options });
-    if ((options.redis as { isCluster?: boolean }).isCluster) {
-      throw new ValidationError('redis', 'cluster', 'must be a standalone client: SCAN walks one server, so run once per master');
-    }
     this.stage = this.queue.stage;
     this.queueName = this.queue.queueName;
     this.keyPrefix = checkPattern('keyPrefix', options.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN);
@@ -60,7 +65,7 @@ export class Migration {
       redis: options.redis,
       stage: this.stage,
       queueName: this.queueName,
-      keys: migrationLayout(this.keyPrefix),
+      keys: migrationLayout(resolveLayout(options.keys, this.keyPrefix, this.queueName), this.keyPrefix, this.queueName),
       scripts: new ScriptRegistry(options.redis, (script) => {
         queueMetrics.scriptReloads.inc({ script: script.id });
         logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', { script: script.id });

@@ -1,9 +1,11 @@
 import { ID_PATTERN, parseQueueEntry } from '../keys';
 import { planFor, type Stage } from '../stages';
-import { chunks, readLegacyOwners, runBatch, SCRIPT, type MigrationContext } from './context';
+import { serversOf } from '../cluster/nodes';
+import { perSlot, readLegacyOwners, runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
 import { checkRunOptions, type CheckedRunOptions, type MigrationProgress, type RunOptions } from './options';
 import { Pacer, perSecond } from './pacing';
-import { scanFraction, scanPage } from './scan';
+import { scanPage } from './scan';
+import { ServerWalk } from './server-walk';
 import { Tally, type Sample } from './tally';
 
 /** Every way the two layouts, the queue and the indexes can disagree. */
@@ -308,10 +310,12 @@ class Walk {
   }
 
   private async newRecordsExist(jobs: readonly Job[]): Promise<boolean[]> {
-    if (jobs.length === 0) return [];
-    const pipeline = this.context.redis.pipeline();
-    for (const job of jobs) pipeline.type(this.context.keys.newJob(job.workspaceId, job.jobId));
-    return ((await pipeline.exec()) ?? []).map(([, type]) => type === 'hash');
+    const { redis, keys } = this.context;
+    return perSlot(redis, jobs.map((job) => keys.newJob(job.workspaceId, job.jobId)), async (newKeys) => {
+      const pipeline = redis.pipeline();
+      for (const key of newKeys) pipeline.type(key);
+      return ((await pipeline.exec()) ?? []).map(([, type]) => type === 'hash');
+    });
   }
 
   /** Runs compare_layouts.v1 over jobs in batches and hands each job's result to `check`. */
@@ -321,7 +325,7 @@ class Walk {
     check: (job: Job, comparison: Comparison) => void,
   ): Promise<void> {
     const { keys } = this.context;
-    for (const batch of chunks(jobs, this.run.batchSize)) {
+    for (const batch of slotBatches(this.context, jobs, (job) => keys.legacyJob(job.jobId), this.run.batchSize)) {
       const scriptKeys: string[] = [];
       const args: string[] = [compareFields ? '1' : '0'];
       for (const job of batch) {
@@ -340,16 +344,17 @@ class Walk {
     type: 'hash' | 'zset',
     visit: (keys: string[]) => Promise<number>,
   ): Promise<void> {
-    let cursor = '0';
+    // Every master of a Cluster in turn: each holds only its own slots' keys.
+    const walk = new ServerWalk((await serversOf(this.context.redis)).map((server) => ({ id: server.name, redis: server.redis })));
     let done = 0;
     do {
-      const page = await scanPage(this.context.redis, cursor, pattern, type, this.run.batchSize);
+      const page = await scanPage(walk.server.redis, walk.cursor, pattern, type, this.run.batchSize);
       const examined = await visit(page.keys);
       done += examined;
-      cursor = page.cursor;
-      this.run.onProgress(this.progress(phase, done, cursor === '0' ? 1 : scanFraction(cursor)));
+      walk.advance(page.cursor);
+      this.run.onProgress(this.progress(phase, done, walk.fraction()));
       if (phase !== 'index') await this.pacer.after(examined);
-    } while (cursor !== '0' && !this.run.signal?.aborted);
+    } while (!walk.over && !this.run.signal?.aborted);
   }
 
   private progress(phase: MigrationProgress['phase'], done: number, fraction: number): MigrationProgress {

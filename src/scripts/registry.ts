@@ -1,4 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
+import { isCluster, serversOf } from '../cluster/nodes';
+import { assertOneSlot } from '../cluster/single-slot';
 import { PermissionError, ScriptMismatchError } from '../errors';
 import { translateRedisError } from './replies';
 import { loadScripts, type LoadedScript } from './manifest';
@@ -18,14 +20,23 @@ export interface PreloadedScript {
  */
 export class ScriptRegistry {
   private readonly scripts = loadScripts();
+  private readonly cluster: boolean;
 
   constructor(
     private readonly redis: RedisClient,
     private readonly onReload: (script: LoadedScript) => void,
-  ) {}
+  ) {
+    this.cluster = isCluster(redis);
+  }
 
+  /**
+   * On a Cluster, the call's keys are checked to share one slot before anything is sent, and the
+   * client routes EVALSHA (and the EVAL after a NOSCRIPT) by them: the retry reaches the very node
+   * that lacked the script, which caches it there.
+   */
   async run(id: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown[]> {
     const script = this.script(id);
+    if (this.cluster) assertOneSlot(script.id, keys);
     try {
       return (await this.redis.evalsha(script.sha1, keys.length, ...keys, ...args)) as unknown[];
     } catch (error) {
@@ -45,26 +56,39 @@ export class ScriptRegistry {
    */
   async preload(): Promise<PreloadedScript[]> {
     const preloaded: PreloadedScript[] = [];
+    // Redis does not replicate SCRIPT LOAD: every master needs its own copy. Replicas get one too, so
+    // a failover finds it already there; a replica that cannot take it now (say still loading) is
+    // no reason to refuse, as the NOSCRIPT retry caches it there once it is promoted.
+    const servers = await serversOf(this.redis, { replicas: true });
     for (const script of this.scripts.values()) {
-      let sha1: string;
-      try {
-        sha1 = String(await this.redis.script('LOAD', script.body));
-      } catch (error) {
-        const refusal = translateRedisError(error);
-        if (refusal instanceof PermissionError) return this.checkPreloaded(refusal);
-        throw refusal;
+      for (const server of servers) {
+        let sha1: string;
+        try {
+          sha1 = String(await server.redis.script('LOAD', script.body));
+        } catch (error) {
+          if (server.role === 'replica') continue;
+          const refusal = translateRedisError(error);
+          if (refusal instanceof PermissionError) return this.checkPreloaded(refusal);
+          throw refusal;
+        }
+        if (sha1 !== script.sha1) throw new ScriptMismatchError(script.id, script.sha1, sha1);
       }
-      if (sha1 !== script.sha1) throw new ScriptMismatchError(script.id, script.sha1, sha1);
-      preloaded.push({ id: script.id, sha1 });
+      preloaded.push({ id: script.id, sha1: script.sha1 });
     }
     return preloaded;
   }
 
-  /** Which of the manifest's scripts the server holds, by id. */
+  /** Which of the manifest's scripts the server holds (on a Cluster: every master holds), by id. */
   async loaded(): Promise<Map<string, boolean>> {
     const scripts = [...this.scripts.values()];
-    const exists = (await this.redis.script('EXISTS', ...scripts.map((s) => s.sha1))) as number[];
-    return new Map(scripts.map((s, i) => [s.id, exists[i] === 1]));
+    const held = new Map(scripts.map((s) => [s.id, true]));
+    for (const server of await serversOf(this.redis)) {
+      const exists = (await server.redis.script('EXISTS', ...scripts.map((s) => s.sha1))) as number[];
+      scripts.forEach((s, i) => {
+        if (exists[i] !== 1) held.set(s.id, false);
+      });
+    }
+    return held;
   }
 
   private async checkPreloaded(refusal: PermissionError): Promise<PreloadedScript[]> {

@@ -3,6 +3,14 @@ import { findRedisServer, startRedisBinary } from './redis-binary';
 import { containerRuntimeLikely, startRedisContainer } from './redis-container';
 
 export type { RedisHandle } from './handle';
+export { redisClusterSupport, startRedisCluster } from './redis-cluster';
+export type {
+  ClusterNodeAddress,
+  ClusterSupport,
+  FailoverResult,
+  RedisClusterHandle,
+  StartRedisClusterOptions,
+} from './redis-cluster';
 export { startFaultProxy } from './proxy';
 export type { DropRepliesOptions, FaultProxy, FaultProxyOptions, FaultProxyStats, ReplyDrop } from './proxy';
 export { flushScriptsEvery, setMaxMemory, usedMemory } from './server-faults';
