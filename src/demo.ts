@@ -1,7 +1,8 @@
 import Redis from 'ioredis';
 import { Registry } from 'prom-client';
 import { Migration } from './migrate/migration';
-import { DualWriteQueue, type Logger } from './queue';
+import type { Logger } from './logger';
+import { DualWriteQueue } from './queue';
 import { startRedis } from './testing';
 
 /**

@@ -7,7 +7,6 @@ export type {
   GetJobInput,
   ListJobsInput,
   ListJobsResult,
-  Logger,
   ReadyOptions,
   RecoverStalledInput,
   RecoverStalledResult,
@@ -15,6 +14,7 @@ export type {
   UpdateStatusResult,
 } from './queue';
 export type { Job } from './job';
+export type { Logger } from './logger';
 export { STAGES, planFor } from './stages';
 export type { Stage, StagePlan, Layout } from './stages';
 export { JOB_STATUSES } from './validation';

@@ -27,22 +27,18 @@ import {
 import { errorForReply, translateRedisError } from './scripts/replies';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from './scripts/registry';
 import { assertStage, planFor, STAGES, type Stage, type StagePlan } from './stages';
-import { discardedMetrics, metricsFor, type Metrics, type Operation } from './telemetry';
+import { metricsFromOption, type Metrics, type Operation } from './telemetry';
+import { checkLogger, type Logger } from './logger';
 import {
   canonicalJson,
   checkInteger,
   checkObject,
   checkStatus,
+  optional,
+  rejectUnknownFields,
   serialisePayload,
   type JobStatus,
 } from './validation';
-
-export interface Logger {
-  debug(message: string, fields?: Record<string, unknown>): void;
-  info(message: string, fields?: Record<string, unknown>): void;
-  warn(message: string, fields?: Record<string, unknown>): void;
-  error(message: string, fields?: Record<string, unknown>): void;
-}
 
 export interface DualWriteQueueOptions {
   /** An ioredis client (Redis or Cluster) the caller owns: the queue never closes it. */
@@ -171,8 +167,6 @@ const SCRIPT = {
   listPage: 'list_index_page.v1',
 } as const;
 
-const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
-
 /**
  * The service-facing API. Each call validates its input, builds the keys, takes the current
  * stage's plan, and runs one script: nothing below this class knows about stages.
@@ -181,7 +175,8 @@ export class DualWriteQueue {
   readonly queueName: string;
   private currentStage: Stage;
   private readonly redis: RedisClient;
-  private readonly keys: KeyLayout;
+  /** Where this queue's records live (the layout's key builders, with ids already validated). */
+  readonly keys: KeyLayout;
   private readonly idempotencyTtlSeconds: number;
   private readonly maxPayloadBytes: number;
   private readonly metrics: Metrics;
@@ -210,15 +205,10 @@ export class DualWriteQueue {
     this.maxPayloadBytes = checkInteger(
       'maxPayloadBytes', o.maxPayloadBytes ?? DEFAULTS.maxPayloadBytes, 2, 512 * 1024 * 1024,
     );
-    this.metrics = options.metrics === false ? discardedMetrics() : metricsFor(checkMetrics(options.metrics));
+    this.metrics = metricsFromOption(options.metrics);
     this.logger = checkLogger(options.logger);
     this.showStage();
-    this.scripts = new ScriptRegistry(this.redis, (script) => {
-      this.metrics.scriptReloads.inc({ script: script.id });
-      this.logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', {
-        script: script.id,
-      });
-    });
+    this.scripts = new ScriptRegistry(this.redis, this.metrics, this.logger);
   }
 
   get stage(): Stage {
@@ -790,24 +780,6 @@ interface IndexEntry {
   score: string;
 }
 
-function checkMetrics(metrics: { registry: Registry } | undefined): Registry | undefined {
-  if (metrics === undefined) return undefined;
-  if (typeof metrics?.registry?.getSingleMetric !== 'function') {
-    throw new ValidationError('metrics', 'type', 'must be { registry: Registry } from prom-client, or false');
-  }
-  return metrics.registry;
-}
-
-function checkLogger(logger: Logger | undefined): Logger {
-  if (logger === undefined) return SILENT;
-  for (const level of ['debug', 'info', 'warn', 'error'] as const) {
-    if (typeof logger?.[level] !== 'function') {
-      throw new ValidationError('logger', 'type', `must have debug, info, warn and error functions (no ${level})`);
-    }
-  }
-  return logger;
-}
-
 function rethrowTranslated(error: unknown): never {
   throw translateRedisError(error);
 }
@@ -815,21 +787,7 @@ function rethrowTranslated(error: unknown): never {
 function flag(value: boolean): string {
   return value ? '1' : '0';
 }
-
-/** undefined and null both mean "not given". */
-function optional<T>(value: unknown, check: (value: unknown) => T): T | undefined {
-  return value === undefined || value === null ? undefined : check(value);
-}
-
 /** A misspelt option (say `expectStatus`) would silently drop a guarantee, so it is refused. */
-function rejectUnknownFields(field: string, value: Record<string, unknown>, known: readonly string[]): void {
-  for (const name of Object.keys(value)) {
-    if (!known.includes(name)) {
-      throw new ValidationError(`${field}.${name}`, 'unknown-field', `is not a known field (known: ${known.join(', ')})`);
-    }
-  }
-}
-
 /** Same key, same request: the request is the type, the caller's jobId, and the canonical payload. */
 function fingerprint(type: string, givenJobId: string | undefined, canonicalPayload: string): string {
   return hash('sha256', `${type}\n${givenJobId ?? ''}\n${canonicalPayload}`).slice(0, 32);

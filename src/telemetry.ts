@@ -1,4 +1,5 @@
 import { Counter, Gauge, Histogram, Registry, register as globalRegistry } from 'prom-client';
+import { ValidationError } from './errors';
 
 export type Operation = 'enqueue' | 'enqueue_many' | 'update_status' | 'get_job' | 'list_jobs' | 'claim' | 'recover_stalled';
 
@@ -35,9 +36,25 @@ export function metricsFor(registry: Registry = globalRegistry): Metrics {
   return metrics;
 }
 
-/** Metrics nobody collects, for `metrics: false`: callers keep one code path. */
-export function discardedMetrics(): Metrics {
-  return createMetrics(new Registry());
+/** The `metrics` option: a registry, prom-client's global one when not given, or none with `false`. */
+export type MetricsOption = { registry: Registry } | false | undefined;
+
+/** The queue's metrics for a `metrics` option; with `false`, metrics nobody collects (one code path). */
+export function metricsFromOption(option: MetricsOption): Metrics {
+  return option === false ? createMetrics(new Registry()) : metricsFor(checkRegistry(option));
+}
+
+/** The migration's metrics for the same option. */
+export function migrationMetricsFromOption(option: MetricsOption): MigrationMetrics {
+  return option === false ? createMigrationMetrics(new Registry()) : migrationMetricsFor(checkRegistry(option));
+}
+
+function checkRegistry(option: { registry: Registry } | undefined): Registry | undefined {
+  if (option === undefined) return undefined;
+  if (typeof option?.registry?.getSingleMetric !== 'function') {
+    throw new ValidationError('metrics', 'type', 'must be { registry: Registry } from prom-client, or false');
+  }
+  return option.registry;
 }
 
 function createMetrics(registry: Registry): Metrics {
@@ -134,9 +151,6 @@ export function migrationMetricsFor(registry: Registry = globalRegistry): Migrat
   return metrics;
 }
 
-export function discardedMigrationMetrics(): MigrationMetrics {
-  return createMigrationMetrics(new Registry());
-}
 
 function createMigrationMetrics(registry: Registry): MigrationMetrics {
   const counter = <L extends string>(name: string, help: string, labelNames: readonly L[]): Counter<L> =>

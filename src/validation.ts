@@ -18,6 +18,20 @@ export function checkObject(field: string, value: unknown): Record<string, unkno
   return value as Record<string, unknown>;
 }
 
+/** undefined and null both mean "not given". */
+export function optional<T>(value: unknown, check: (value: unknown) => T): T | undefined {
+  return value === undefined || value === null ? undefined : check(value);
+}
+
+/** A misspelt option (say `expectStatus`) would silently drop a guarantee, so it is refused. */
+export function rejectUnknownFields(field: string, value: Record<string, unknown>, known: readonly string[]): void {
+  for (const name of Object.keys(value)) {
+    if (!known.includes(name)) {
+      throw new ValidationError(`${field}.${name}`, 'unknown-field', `is not a known field (known: ${known.join(', ')})`);
+    }
+  }
+}
+
 export function checkInteger(field: string, value: unknown, min: number, max: number): number {
   if (typeof value !== 'number' || !Number.isInteger(value) || value < min || value > max) {
     throw new ValidationError(field, 'range', `must be an integer from ${min} to ${max}`);

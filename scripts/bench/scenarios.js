@@ -21,16 +21,8 @@ function pkgQueue(redis, stage) {
 const scenarios = {
   'enqueue x1': (ctx) => enqueueScenario(ctx, 1),
   'enqueue x64': (ctx) => enqueueScenario(ctx, 64),
-  'enqueueMany x100': async ({ redis, jobs }) => {
-    const queue = pkgQueue(redis, 'dualwrite');
-    return {
-      group: 'package',
-      jobs,
-      calls: Math.ceil(jobs / 100),
-      inFlight: 1,
-      op: (call) => queue.enqueueMany(batchOf(call, 100, (i) => ({ workspaceId: wsOf(i), type: 'email.send', payload: PAYLOAD, idempotencyKey: `k${i}` }))),
-    };
-  },
+  'enqueueMany x100': (ctx) => enqueueManyScenario(ctx, 1),
+  'enqueueMany x100, 4 in flight': (ctx) => enqueueManyScenario(ctx, 4),
   'updateStatus x64': async ({ redis, jobs }) => {
     const queue = pkgQueue(redis, 'live');
     const ids = await seedJobs(queue, jobs);
@@ -75,14 +67,31 @@ const scenarios = {
   },
   'bullmq add x1': (ctx) => bullmqAdd(ctx, 1),
   'bullmq add x64': (ctx) => bullmqAdd(ctx, 64),
-  'bullmq addBulk x100': async ({ jobs, bullmq }) => ({
+  'bullmq addBulk x100': (ctx) => addBulkScenario(ctx, 1),
+  'bullmq addBulk x100, 4 in flight': (ctx) => addBulkScenario(ctx, 4),
+};
+
+/** Batches of 100; with one batch in flight the client and the server take turns. */
+async function enqueueManyScenario({ redis, jobs }, inFlight) {
+  const queue = pkgQueue(redis, 'dualwrite');
+  return {
+    group: 'package',
+    jobs,
+    calls: Math.ceil(jobs / 100),
+    inFlight,
+    op: (call) => queue.enqueueMany(batchOf(call, 100, (i) => ({ workspaceId: wsOf(i), type: 'email.send', payload: PAYLOAD, idempotencyKey: `k${i}` }))),
+  };
+}
+
+async function addBulkScenario({ jobs, bullmq }, inFlight) {
+  return {
     group: 'bullmq',
     jobs,
     calls: Math.ceil(jobs / 100),
-    inFlight: 1,
+    inFlight,
     op: (call) => bullmq.addBulk(batchOf(call, 100, () => ({ name: 'email.send', data: PAYLOAD }))),
-  }),
-};
+  };
+}
 
 /** The writes of the reviewed design in one script, with no checks at all: the floor for ours. */
 const BARE_SCRIPT = `#!lua

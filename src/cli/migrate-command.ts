@@ -3,7 +3,7 @@ import { Registry } from 'prom-client';
 import { VerifyNotCleanError, WrongStageError } from '../errors';
 import { Migration } from '../migrate/migration';
 import type { RunOptions } from '../migrate/options';
-import type { Logger } from '../queue';
+import type { Logger } from '../logger';
 import type { Stage } from '../stages';
 import type { ParsedOptions } from './commands';
 import { clusterLayout } from '../keys';

@@ -1,6 +1,6 @@
 import { isCluster } from '../cluster/nodes';
 import { groupBySlot } from '../cluster/single-slot';
-import type { Logger } from '../queue';
+import type { Logger } from '../logger';
 import { errorForReply } from '../scripts/replies';
 import type { RedisClient, ScriptRegistry } from '../scripts/registry';
 import type { Stage } from '../stages';

@@ -1,12 +1,12 @@
 import type { Registry } from 'prom-client';
-import { ValidationError } from '../errors';
-import { resolveLayout, type KeyLayoutOption } from '../custom-layout';
+import type { KeyLayoutOption } from '../custom-layout';
 import { checkPattern, KEY_PREFIX_PATTERN } from '../keys';
-import { DualWriteQueue, DEFAULTS, type Logger, type ReadyOptions } from '../queue';
+import { checkLogger, type Logger } from '../logger';
+import { DualWriteQueue, DEFAULTS, type ReadyOptions } from '../queue';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from '../scripts/registry';
 import type { Stage } from '../stages';
-import { discardedMetrics, discardedMigrationMetrics, metricsFor, migrationMetricsFor } from '../telemetry';
-import { checkObject } from '../validation';
+import { metricsFromOption, migrationMetricsFromOption } from '../telemetry';
+import { checkObject, rejectUnknownFields } from '../validation';
 import { backfill, type BackfillOptions, type BackfillReport } from './backfill';
 import { cleanup, type CleanupOptions, type CleanupReport } from './cleanup';
 import type { MigrationContext } from './context';
@@ -30,8 +30,6 @@ export interface MigrationOptions {
   logger?: Logger;
 }
 
-const SILENT: Logger = { debug() {}, info() {}, warn() {}, error() {} };
-
 /**
  * The operator's steps of a migration: backfill the jobs written before dual writes, verify the
  * layouts are equal, and clean up the legacy keys once complete. Options mean what they mean for
@@ -45,32 +43,23 @@ export class Migration {
   private readonly context: MigrationContext;
 
   constructor(options: MigrationOptions) {
-    const o = checkObject('options', options);
-    const known = ['redis', 'stage', 'queueName', 'keyPrefix', 'keys', 'metrics', 'logger'];
-    for (const name of Object.keys(o)) {
-      if (!known.includes(name)) {
-        throw new ValidationError(`options.${name}`, 'unknown-field', `is not a known field (known: ${known.join(', ')})`);
-      }
-    }
+    rejectUnknownFields('options', checkObject('options', options), [
+      'redis', 'stage', 'queueName', 'keyPrefix', 'keys', 'metrics', 'logger',
+    ]);
     // The queue validates the shared options (on a Cluster, that the layout keeps each operation in
     // one slot) and knows how to check the server and preload scripts.
     this.queue = new DualWriteQueue({ ...options });
     this.stage = this.queue.stage;
     this.queueName = this.queue.queueName;
     this.keyPrefix = checkPattern('keyPrefix', options.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN);
-    const registry = options.metrics ? options.metrics.registry : undefined;
-    const queueMetrics = options.metrics === false ? discardedMetrics() : metricsFor(registry);
-    const logger = options.logger ?? SILENT;
+    const logger = checkLogger(options.logger);
     this.context = {
       redis: options.redis,
       stage: this.stage,
       queueName: this.queueName,
-      keys: migrationLayout(resolveLayout(options.keys, this.keyPrefix, this.queueName), this.keyPrefix, this.queueName),
-      scripts: new ScriptRegistry(options.redis, (script) => {
-        queueMetrics.scriptReloads.inc({ script: script.id });
-        logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', { script: script.id });
-      }),
-      metrics: options.metrics === false ? discardedMigrationMetrics() : migrationMetricsFor(registry),
+      keys: migrationLayout(this.queue.keys, this.keyPrefix, this.queueName),
+      scripts: new ScriptRegistry(options.redis, metricsFromOption(options.metrics), logger),
+      metrics: migrationMetricsFromOption(options.metrics),
       logger,
     };
   }

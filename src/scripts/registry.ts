@@ -2,6 +2,8 @@ import type { Cluster, Redis } from 'ioredis';
 import { isCluster, serversOf } from '../cluster/nodes';
 import { assertOneSlot } from '../cluster/single-slot';
 import { PermissionError, ScriptMismatchError } from '../errors';
+import type { Logger } from '../logger';
+import type { Metrics } from '../telemetry';
 import { translateRedisError } from './replies';
 import { loadScripts, type LoadedScript } from './manifest';
 
@@ -24,7 +26,8 @@ export class ScriptRegistry {
 
   constructor(
     private readonly redis: RedisClient,
-    private readonly onReload: (script: LoadedScript) => void,
+    private readonly metrics: Pick<Metrics, 'scriptReloads'>,
+    private readonly logger: Logger,
   ) {
     this.cluster = isCluster(redis);
   }
@@ -42,7 +45,10 @@ export class ScriptRegistry {
     } catch (error) {
       if (!isNoScript(error)) throw translateRedisError(error);
     }
-    this.onReload(script);
+    this.metrics.scriptReloads.inc({ script: script.id });
+    this.logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', {
+      script: script.id,
+    });
     try {
       return (await this.redis.eval(script.body, keys.length, ...keys, ...args)) as unknown[];
     } catch (error) {
