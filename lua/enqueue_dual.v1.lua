@@ -24,7 +24,8 @@
 --   {'NO_PERMISSION', command, key}         the ACL user may not run a write: nothing written
 --
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
--- The shebang (no no-writes flag) makes an over-maxmemory server refuse the call before it starts.
+-- The queue push is the first write and checks itself (see below). The shebang (no no-writes flag)
+-- makes an over-maxmemory server refuse the call before it starts.
 
 local idempotencyKey, legacyKey, newKey, queueKey, indexKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local jobId, workspaceId, jobType, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
@@ -38,7 +39,7 @@ local function typeOf(key)
   return redis.call('TYPE', key)['ok']
 end
 
-local problem = wrongType(queueKey, 'list', typeOf(queueKey)) or wrongType(indexKey, 'zset', typeOf(indexKey))
+local problem = wrongType(indexKey, 'zset', typeOf(indexKey))
 if problem then return problem end
 
 if fingerprint ~= '' then
@@ -69,14 +70,21 @@ local function refused(command, key, ...)
 end
 local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
   or (writeNew and refused('HSET', newKey, 'f', 'v'))
-  or refused('RPUSH', queueKey, queueEntry)
   or refused('ZADD', indexKey, '0', jobId)
   or (fingerprint ~= '' and refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl))
 if denied then return denied end
 
--- All checks passed; from here on only writes.
 local time = redis.call('TIME')
 local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+
+-- The first write is its own check: when Redis refuses it (a queue key of another type, an ACL
+-- that denies it), nothing has been written yet. The checks above cover every write after it.
+local pushed = redis.pcall('RPUSH', queueKey, queueEntry)
+if type(pushed) == 'table' and pushed['err'] then
+  if string.find(pushed['err'], '^WRONGTYPE') then return {'WRONGTYPE', queueKey, 'list', typeOf(queueKey)} end
+  if not redis.acl_check_cmd('RPUSH', queueKey, queueEntry) then return {'NO_PERMISSION', 'RPUSH', queueKey} end
+  return redis.error_reply(pushed['err'])
+end
 
 local fields = {
   'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
@@ -84,7 +92,6 @@ local fields = {
 }
 if writeLegacy then redis.call('HSET', legacyKey, unpack(fields)) end
 if writeNew then redis.call('HSET', newKey, unpack(fields)) end
-redis.call('RPUSH', queueKey, queueEntry)
 redis.call('ZADD', indexKey, nowMs, jobId)
 if fingerprint ~= '' then
   redis.call('SET', idempotencyKey, fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)

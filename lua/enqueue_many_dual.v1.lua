@@ -21,6 +21,7 @@
 --        {'WRONGTYPE', key, expected, actual}, {'NO_PERMISSION', command, key}
 --
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
+-- The queue push is the first write and checks itself.
 
 local queueKey = KEYS[1]
 local writeLegacy, writeNew, idempotencyTtl = ARGV[1] == '1', ARGV[2] == '1', ARGV[3]
@@ -40,11 +41,19 @@ local function refused(command, key, ...)
   if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
 end
 
-local problem = wrongType(queueKey, 'list') or refused('RPUSH', queueKey, 'e')
-if problem then return {'AT', 1, problem} end
+local problem
 
 -- Decide every job first. Keys and keys claimed earlier in this batch count as taken.
 local remembered, taken, indexChecked = {}, {}, {}
+
+-- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
+local function free(key, layout)
+  local actual = taken[key] and 'hash' or kind(key)
+  if actual == 'hash' then return {'DUPLICATE', layout} end
+  if actual ~= 'none' then return {'WRONGTYPE', key, 'hash', actual} end
+  taken[key] = true
+  return refused('HSET', key, 'f', 'v')
+end
 local created, replies = {}, {}
 for i = 1, jobs do
   local k, a = 4 * i - 2, 6 * i - 2
@@ -82,27 +91,31 @@ for i = 1, jobs do
   if replayOf then
     replies[2 * i - 1], replies[2 * i] = replayOf, 0
   else
-    for _, layout in ipairs({{writeLegacy, legacyKey, 'legacy'}, {writeNew, newKey, 'new'}}) do
-      local written, key, name = layout[1], layout[2], layout[3]
-      if written then
-        local actual = taken[key] and 'hash' or kind(key)
-        if actual == 'hash' then return {'AT', i, {'DUPLICATE', name}} end
-        if actual ~= 'none' then return {'AT', i, {'WRONGTYPE', key, 'hash', actual}} end
-        problem = refused('HSET', key, 'f', 'v')
-        if problem then return {'AT', i, problem} end
-        taken[key] = true
-      end
-    end
+    problem = (writeLegacy and free(legacyKey, 'legacy')) or (writeNew and free(newKey, 'new'))
+    if problem then return {'AT', i, problem} end
     created[#created + 1] = i
     replies[2 * i - 1], replies[2 * i] = jobId, 1
   end
 end
 
--- All checks passed; from here on only writes.
 local time = redis.call('TIME')
 local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
 
-local entries = {}
+-- The queue push is the first write and its own check: when Redis refuses it (a queue key of
+-- another type, an ACL that denies it), nothing has been written yet.
+if #created > 0 then
+  local entries = {}
+  for n, i in ipairs(created) do entries[n] = ARGV[6 * i + 3] end
+  local pushed = redis.pcall('RPUSH', queueKey, unpack(entries))
+  if type(pushed) == 'table' and pushed['err'] then
+    if string.find(pushed['err'], '^WRONGTYPE') then return {'AT', 1, {'WRONGTYPE', queueKey, 'list', kind(queueKey)}} end
+    if not redis.acl_check_cmd('RPUSH', queueKey, 'e') then return {'AT', 1, {'NO_PERMISSION', 'RPUSH', queueKey}} end
+    return redis.error_reply(pushed['err'])
+  end
+end
+
+-- Index entries go in one ZADD per workspace index: members and scores, in batch order.
+local indexed, indexOrder = {}, {}
 for _, i in ipairs(created) do
   local k, a = 4 * i - 2, 6 * i - 2
   local jobId, fingerprint = ARGV[a], ARGV[a + 4]
@@ -112,12 +125,19 @@ for _, i in ipairs(created) do
   }
   if writeLegacy then redis.call('HSET', KEYS[k + 1], unpack(fields)) end
   if writeNew then redis.call('HSET', KEYS[k + 2], unpack(fields)) end
-  redis.call('ZADD', KEYS[k + 3], nowMs, jobId)
   if fingerprint ~= '' then
     redis.call('SET', KEYS[k], fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)
   end
-  entries[#entries + 1] = ARGV[a + 5]
+  local indexKey = KEYS[k + 3]
+  local members = indexed[indexKey]
+  if not members then
+    members = {}
+    indexed[indexKey] = members
+    indexOrder[#indexOrder + 1] = indexKey
+  end
+  members[#members + 1] = nowMs
+  members[#members + 1] = jobId
 end
-if #entries > 0 then redis.call('RPUSH', queueKey, unpack(entries)) end
+for _, indexKey in ipairs(indexOrder) do redis.call('ZADD', indexKey, unpack(indexed[indexKey])) end
 
 return {'OK', replies}

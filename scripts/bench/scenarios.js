@@ -22,7 +22,7 @@ const scenarios = {
   'enqueue x1': (ctx) => enqueueScenario(ctx, 1),
   'enqueue x64': (ctx) => enqueueScenario(ctx, 64),
   'enqueueMany x100': (ctx) => enqueueManyScenario(ctx, 1),
-  'enqueueMany x100, 4 in flight': (ctx) => enqueueManyScenario(ctx, 4),
+  'enqueueMany x100 (4 in flight)': (ctx) => enqueueManyScenario(ctx, 4),
   'updateStatus x64': async ({ redis, jobs }) => {
     const queue = pkgQueue(redis, 'live');
     const ids = await seedJobs(queue, jobs);
@@ -68,7 +68,7 @@ const scenarios = {
   'bullmq add x1': (ctx) => bullmqAdd(ctx, 1),
   'bullmq add x64': (ctx) => bullmqAdd(ctx, 64),
   'bullmq addBulk x100': (ctx) => addBulkScenario(ctx, 1),
-  'bullmq addBulk x100, 4 in flight': (ctx) => addBulkScenario(ctx, 4),
+  'bullmq addBulk x100 (4 in flight)': (ctx) => addBulkScenario(ctx, 4),
 };
 
 /** Batches of 100; with one batch in flight the client and the server take turns. */
