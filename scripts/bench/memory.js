@@ -1,7 +1,10 @@
-// Bytes per job: used_memory before and after N jobs, for the package in two stages, for the same
-// keys written by hand (the layout's own cost), and for bullmq with the same payload.
-const { pkgQueue, PAYLOAD, PAYLOAD_JSON, jobFields, wsOf } = require('./scenarios');
+// Bytes per job: used_memory before and after N jobs, for the package in each kind of stage, for
+// the same keys written by hand (the layout's own cost), and for bullmq, with the same payload. Two
+// payloads: one under Redis' 64-byte listpack limit for hash values, one over it.
+const { pkgQueue, PAYLOAD, jobFields, wsOf } = require('./scenarios');
 const { usedMemory } = require('./measure');
+
+const SMALL_PAYLOAD = { to: 'ada@example.com', n: 1 };
 
 async function perJob(redis, n, write) {
   await redis.flushall();
@@ -10,14 +13,14 @@ async function perJob(redis, n, write) {
   return ((await usedMemory(redis)) - before) / n;
 }
 
-async function memoryPerJob(redis, bullmq, n) {
+async function memoryFor(redis, bullmq, n, payload) {
   const batches = Array.from({ length: Math.ceil(n / 100) }, (_, call) =>
     Array.from({ length: 100 }, (_, k) => call * 100 + k),
   );
   const viaPackage = (stage) => async () => {
     const queue = pkgQueue(redis, stage);
     for (const batch of batches) {
-      await queue.enqueueMany(batch.map((i) => ({ workspaceId: wsOf(i), type: 'email.send', payload: PAYLOAD, idempotencyKey: `k${i}` })));
+      await queue.enqueueMany(batch.map((i) => ({ workspaceId: wsOf(i), type: 'email.send', payload, idempotencyKey: `k${i}` })));
     }
   };
   const byHand = async () => {
@@ -26,8 +29,8 @@ async function memoryPerJob(redis, bullmq, n) {
       const pipeline = redis.pipeline();
       for (const i of batch) {
         const jobId = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-        pipeline.hset(`job:${jobId}`, ...jobFields(jobId, wsOf(i), now));
-        pipeline.hset(`ws:${wsOf(i)}:job:${jobId}`, ...jobFields(jobId, wsOf(i), now));
+        pipeline.hset(`job:${jobId}`, ...jobFields(jobId, wsOf(i), now, payload));
+        pipeline.hset(`ws:${wsOf(i)}:job:${jobId}`, ...jobFields(jobId, wsOf(i), now, payload));
         pipeline.rpush('queue:bench', jobId);
         pipeline.zadd(`ws:${wsOf(i)}:jobs`, now, jobId);
         pipeline.set(`ws:${wsOf(i)}:idem:k${i}`, `${'f'.repeat(32)}:${jobId}`, 'EX', 86400);
@@ -36,15 +39,24 @@ async function memoryPerJob(redis, bullmq, n) {
     }
   };
   const viaBullmq = async () => {
-    for (const batch of batches) await bullmq.addBulk(batch.map(() => ({ name: 'email.send', data: PAYLOAD })));
+    for (const batch of batches) await bullmq.addBulk(batch.map(() => ({ name: 'email.send', data: payload })));
   };
   return {
-    payloadBytes: Buffer.byteLength(PAYLOAD_JSON),
+    'package, off': await perJob(redis, n, viaPackage('off')),
     'package, dualwrite': await perJob(redis, n, viaPackage('dualwrite')),
     'package, complete': await perJob(redis, n, viaPackage('complete')),
     'same keys by hand (dualwrite layout)': await perJob(redis, n, byHand),
-    'bullmq': await perJob(redis, n, viaBullmq),
+    bullmq: await perJob(redis, n, viaBullmq),
   };
+}
+
+/** { '<bytes> B payload': { writer: bytes per job } } for both payloads. */
+async function memoryPerJob(redis, bullmq, n) {
+  const out = {};
+  for (const payload of [PAYLOAD, SMALL_PAYLOAD]) {
+    out[`${Buffer.byteLength(JSON.stringify(payload))} B payload`] = await memoryFor(redis, bullmq, n, payload);
+  }
+  return out;
 }
 
 module.exports = { memoryPerJob };

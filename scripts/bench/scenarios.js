@@ -8,8 +8,8 @@ const PAYLOAD_JSON = JSON.stringify(PAYLOAD);
 const WORKSPACES = 50;
 const wsOf = (i) => `ws${i % WORKSPACES}`;
 
-function jobFields(jobId, workspaceId, now) {
-  return ['id', jobId, 'workspace_id', workspaceId, 'type', 'email.send', 'payload', PAYLOAD_JSON,
+function jobFields(jobId, workspaceId, now, payload = PAYLOAD) {
+  return ['id', jobId, 'workspace_id', workspaceId, 'type', 'email.send', 'payload', JSON.stringify(payload),
     'status', 'queued', 'created_at', now, 'updated_at', now];
 }
 
