@@ -1,7 +1,7 @@
 #!/usr/bin/env node
 // npm run bench [-- --quick] [--jobs N] [--runs 3] [--only a,b] [--no-write]
-// Starts its own Redis (or uses REDIS_URL), warms up, runs each scenario `runs` times and keeps the
-// median, then prints ratios against the baselines and writes bench/results.json, bench/jobs-per-second.svg
+// Starts its own Redis (or uses REDIS_URL), warms up, runs every scenario `runs` times in rounds and
+// keeps each one's median, then prints ratios against the baselines and writes bench/results.json, bench/jobs-per-second.svg
 // and docs/BENCHMARKS.md. Not a test: nothing here asserts a timing.
 const { parseArgs } = require('node:util');
 const Redis = require('ioredis');
@@ -33,22 +33,26 @@ async function main() {
   const url = new URL(server.url);
   const bullmq = new Queue('bench', { connection: { host: url.hostname, port: Number(url.port) } });
   try {
-    const results = {};
-    for (const [name, scenario] of Object.entries(scenarios)) {
-      if (only && !only.has(name)) continue;
-      const measured = [];
-      let group;
-      for (let run = 0; run < runs + 1; run++) {
+    // Rounds go over every scenario in turn, so drift on a shared machine (a noisy neighbour, the
+    // server's memory growing) spreads over all of them instead of billing whichever ran first.
+    // Round 0 warms up the connection, the JIT, the script cache and the server's memory.
+    const chosen = Object.entries(scenarios).filter(([name]) => !only || only.has(name));
+    const measured = new Map(chosen.map(([name]) => [name, []]));
+    const groups = new Map();
+    for (let round = 0; round <= runs; round++) {
+      for (const [name, scenario] of chosen) {
         await redis.flushall();
         const plan = await scenario({ redis, jobs, bullmq });
-        group = plan.group;
+        groups.set(name, plan.group);
         const result = await measure(redis, plan);
-        // Run 0 warms up the connection, the JIT, the script cache and the server's memory: Redis
-        // pays page faults for memory it touches first, which would bill whichever scenario ran first.
-        if (run > 0) measured.push(result);
+        if (round > 0) measured.get(name).push(result);
       }
-      results[name] = { group, ...median(measured, (r) => r.jobsPerSecond) };
-      process.stdout.write(`${name.padEnd(28)} ${Math.round(results[name].jobsPerSecond)} jobs/s\n`);
+      process.stdout.write(`round ${round} of ${runs} done${round === 0 ? ' (warm-up)' : ''}\n`);
+    }
+    const results = {};
+    for (const [name] of chosen) {
+      results[name] = { group: groups.get(name), ...median(measured.get(name), (r) => r.jobsPerSecond) };
+      process.stdout.write(`${name.padEnd(34)} ${Math.round(results[name].jobsPerSecond)} jobs/s\n`);
     }
     await redis.flushall();
     if (!only || only.has('redis-benchmark')) {

@@ -92,8 +92,8 @@ async function report({ results, memory, jobs, runs, quick, write, redis }) {
 function markdown({ env, command, jobs, runs, results, ratios, memory }) {
   return `# Benchmarks
 
-One run of \`${command}\`: each scenario ran ${runs} time(s) over ${jobs} jobs after a warm-up run,
-and the median run is shown. Client and server share the machine, so absolute numbers hold only for
+One run of \`${command}\`: ${runs} round(s) over every scenario, ${jobs} jobs each, after a warm-up
+round, and each scenario's median run is shown. Client and server share the machine, so absolute numbers hold only for
 it; the ratios are what to read.
 
 - Machine: ${env.machine}
