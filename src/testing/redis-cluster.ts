@@ -1,11 +1,11 @@
-import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import { spawnSync, type ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
-import { createServer } from 'node:net';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { keySlot, SLOT_COUNT } from '../cluster/slot';
 import { findRedisServer } from './redis-binary';
+import { freePort, spawnRedisServer, terminate } from './server-process';
 
 /** One node of a test cluster, as a seed for `new Cluster(handle.nodes)`. */
 export interface ClusterNodeAddress {
@@ -49,11 +49,9 @@ export interface StartRedisClusterOptions {
 
 export type ClusterSupport = { supported: true; binary: string } | { supported: false; reason: string };
 
-const running = new Set<ChildProcess>();
 const dirs = new Set<string>();
-// A test run that dies without stop() must not leave servers or their files behind.
+// A test run that dies without stop() must not leave the nodes' files behind (server-process kills them).
 process.once('exit', () => {
-  for (const child of running) child.kill('SIGKILL');
   for (const dir of dirs) rmSync(dir, { recursive: true, force: true });
 });
 
@@ -129,7 +127,7 @@ async function startNode(binary: string, dir: string, extraArgs: readonly string
         client,
         async stop() {
           client.disconnect();
-          await terminate(child);
+          await terminate(child, 5_000);
         },
       };
     } catch (error) {
@@ -152,33 +150,7 @@ function spawnNode(binary: string, dir: string, port: number, busPort: number, e
     '--repl-diskless-sync-delay', '0',
     '--save', '', '--appendonly', 'no', ...extraArgs,
   ];
-  const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
-  running.add(child);
-  child.once('exit', () => running.delete(child));
-  return new Promise((resolve, reject) => {
-    let output = '';
-    const collect = (chunk: Buffer) => (output += chunk.toString());
-    const settle = (error?: Error) => {
-      clearTimeout(timer);
-      child.stdout?.off('data', onStdout).resume();
-      child.stderr?.off('data', collect).resume();
-      child.off('exit', onExit).off('error', onError);
-      if (!error) return resolve(child);
-      child.kill('SIGKILL');
-      reject(error);
-    };
-    const fail = (reason: string) => settle(new Error(`cluster node on port ${port} ${reason}:\n${output.slice(-2000)}`));
-    const onStdout = (chunk: Buffer) => {
-      collect(chunk);
-      if (output.includes('Ready to accept connections')) settle();
-    };
-    const onExit = (code: number | null) => fail(`exited with code ${code}`);
-    const onError = (error: Error) => fail(`could not start: ${error.message}`);
-    const timer = setTimeout(() => fail('was not ready after 10000 ms'), 10_000);
-    child.stdout?.on('data', onStdout);
-    child.stderr?.on('data', collect);
-    child.on('exit', onExit).on('error', onError);
-  });
+  return spawnRedisServer(binary, args, `cluster node on port ${port}`);
 }
 
 /** What `redis-cli --cluster create --cluster-replicas 1` does, with the CLUSTER commands themselves. */
@@ -316,23 +288,3 @@ async function until(deadline: number, what: string, check: () => Promise<boolea
   throw new Error(`Redis Cluster: gave up waiting for ${what}${lastError ? ` (last error: ${String(lastError)})` : ''}`);
 }
 
-async function terminate(child: ChildProcess): Promise<void> {
-  if (child.exitCode !== null || child.signalCode !== null) return;
-  const exited = new Promise<void>((resolve) => child.once('exit', () => resolve()));
-  child.kill('SIGTERM');
-  const timer = setTimeout(() => child.kill('SIGKILL'), 5_000);
-  await exited;
-  clearTimeout(timer);
-}
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const server = createServer();
-    server.once('error', reject);
-    server.listen(0, '127.0.0.1', () => {
-      const address = server.address();
-      const port = typeof address === 'object' && address ? address.port : 0;
-      server.close(() => resolve(port));
-    });
-  });
-}
