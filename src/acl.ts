@@ -12,6 +12,9 @@ export const SERVICE_COMMANDS = [
   'zadd', 'zcount', 'zrange', 'zrem', 'zrevrank', 'zscore',
   // what claim and recoverStalled read before calling their scripts
   'lrange', 'zrangebyscore',
+  // how an ioredis Cluster client learns which node holds which slot (a standalone server refuses
+  // it harmlessly)
+  'cluster|slots',
 ] as const;
 
 /** The key patterns of the default layout under a key prefix. */
