@@ -12,7 +12,7 @@ export type {
   RecoverStalledResult,
   UpdateStatusInput,
   UpdateStatusResult,
-} from './queue';
+} from './types';
 export type { Job } from './job';
 export type { Logger } from './logger';
 export { STAGES, planFor } from './stages';

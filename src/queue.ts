@@ -1,7 +1,8 @@
-import { hash, randomUUID } from 'node:crypto';
-import type { Registry } from 'prom-client';
+import { isCluster, serversOf } from './cluster/nodes';
+import { checkClusterLayout } from './cluster/single-slot';
+import { claimNext, recoverStalledJobs } from './consumer';
+import { resolveLayout } from './custom-layout';
 import {
-  ClaimContentionError,
   DualWriteError,
   EvictionPolicyError,
   PermissionError,
@@ -9,131 +10,38 @@ import {
   UnsupportedRedisError,
   ValidationError,
 } from './errors';
-import { decodeJob, type Job } from './job';
-import { isCluster, serversOf } from './cluster/nodes';
-import { checkClusterLayout } from './cluster/single-slot';
-import { resolveLayout, type KeyLayoutOption } from './custom-layout';
-import {
-  checkPattern,
-  ID_PATTERN,
-  IDEMPOTENCY_KEY_PATTERN,
-  JOB_TYPE_PATTERN,
-  KEY_PREFIX_PATTERN,
-  parseQueueEntry,
-  QUEUE_NAME_PATTERN,
-  queueEntry,
-  type KeyLayout,
-} from './keys';
+import type { Job } from './job';
+import { atIndex, prepareJob } from './job-input';
+import { checkPattern, ID_PATTERN, KEY_PREFIX_PATTERN, QUEUE_NAME_PATTERN, queueEntry, type KeyLayout } from './keys';
+import { checkLogger, type Logger } from './logger';
+import { countRepair, flag, SCRIPT, type QueueContext } from './queue-context';
+import { decodeCursor, listJobPage, readJobs } from './reads';
 import { errorForReply, translateRedisError } from './scripts/replies';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from './scripts/registry';
 import { assertStage, planFor, STAGES, type Stage, type StagePlan } from './stages';
 import { metricsFromOption, type Metrics, type Operation } from './telemetry';
-import { checkLogger, type Logger } from './logger';
+import type {
+  ClaimInput,
+  DualWriteQueueOptions,
+  EnqueueInput,
+  EnqueueResult,
+  GetJobInput,
+  ListJobsInput,
+  ListJobsResult,
+  ReadyOptions,
+  RecoverStalledInput,
+  RecoverStalledResult,
+  UpdateStatusInput,
+  UpdateStatusResult,
+} from './types';
 import {
-  canonicalJson,
   checkInteger,
   checkObject,
   checkStatus,
   optional,
   rejectUnknownFields,
-  serialisePayload,
   type JobStatus,
 } from './validation';
-
-export interface DualWriteQueueOptions {
-  /** An ioredis client (Redis or Cluster) the caller owns: the queue never closes it. */
-  redis: RedisClient;
-  queueName?: string;
-  stage: Stage;
-  /** Prepended to every key, whoever builds it. */
-  keyPrefix?: string;
-  /**
-   * Where each record lives: builders for any key of KeyLayout (they receive validated ids only);
-   * the default layout builds the rest. On a Cluster use `clusterLayout(tag)`: every key of one
-   * operation must share a hash slot, which the constructor checks.
-   */
-  keys?: KeyLayoutOption;
-  idempotencyTtlSeconds?: number;
-  maxPayloadBytes?: number;
-  metrics?: { registry: Registry } | false;
-  logger?: Logger;
-}
-
-export interface EnqueueInput {
-  workspaceId: string;
-  type: string;
-  payload: unknown;
-  idempotencyKey?: string;
-  jobId?: string;
-}
-export interface EnqueueResult {
-  jobId: string;
-  /** false when an idempotent replay returned the original job and nothing was written. */
-  created: boolean;
-}
-
-export interface UpdateStatusInput {
-  workspaceId: string;
-  jobId: string;
-  status: JobStatus;
-  expectedStatus?: JobStatus;
-  /** Only the worker holding the job's claim may update it (ClaimConflictError otherwise). */
-  workerId?: string;
-}
-export interface UpdateStatusResult {
-  jobId: string;
-  previousStatus: JobStatus;
-  status: JobStatus;
-  /** The layout an update had to restore the job into first, if any. */
-  repaired: 'none' | 'new' | 'legacy';
-}
-
-export interface ClaimInput {
-  /** Who takes the job; pass it to updateStatus to finish only jobs this worker holds. */
-  workerId: string;
-  /** How long the claim holds before recoverStalled may give the job to another worker. */
-  visibilityTimeoutMs?: number;
-  /** Wait up to this long for a job when the queue is empty (default 0: answer at once). */
-  waitMs?: number;
-}
-
-export interface RecoverStalledInput {
-  /** At most this many stalled jobs per call (default and maximum 100). */
-  limit?: number;
-}
-export interface RecoverStalledResult {
-  /** Jobs put back on the queue. */
-  recovered: number;
-  /** Stalled entries whose job record was gone, moved to the orphans list. */
-  orphaned: number;
-}
-
-export interface GetJobInput {
-  workspaceId: string;
-  jobId: string;
-}
-
-export interface ListJobsInput {
-  workspaceId: string;
-  status?: JobStatus;
-  limit?: number;
-  cursor?: string | null;
-}
-export interface ListJobsResult {
-  jobs: Job[];
-  /** Pass it back to get the next page; null when the index holds nothing further. */
-  nextCursor: string | null;
-}
-
-export interface ReadyOptions {
-  /** How long to wait for Redis to answer before failing with RedisUnavailableError. */
-  timeoutMs?: number;
-  /**
-   * What to do when maxmemory-policy is not noeviction (eviction silently deletes jobs):
-   * 'warn' logs at warn (the default), 'throw' fails with EvictionPolicyError.
-   */
-  evictionPolicy?: 'warn' | 'throw';
-}
 
 export const DEFAULTS = {
   queueName: 'default',
@@ -145,32 +53,14 @@ export const DEFAULTS = {
   visibilityTimeoutMs: 30_000,
 } as const;
 export const MAX_LIST_LIMIT = 1000;
-/** listJobs examines at most this many index pages per call, so a status filter stays bounded. */
-const LIST_PAGES_PER_CALL = 5;
 
 const MAX_RECOVER_LIMIT = 100;
 export const MAX_BATCH_JOBS = 1000;
 /** All payloads of one enqueueMany together: a bound on what one script call carries. */
 const MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024;
-/** How deep in the queue a claim may reach, and how often it retries after losing a race. */
-const CLAIM_DEPTH = 16;
-const CLAIM_ATTEMPTS = 50;
+/** How often claim looks again while it waits for a job: from 10 ms, doubling, to 200 ms. */
 const CLAIM_POLL_MS = { first: 10, max: 200 };
 
-const SCRIPT = {
-  enqueueMany: 'enqueue_many_dual.v1',
-  claim: 'claim_job.v1',
-  recoverStalled: 'recover_stalled.v1',
-  enqueue: 'enqueue_dual.v1',
-  updateStatus: 'update_status_dual.v1',
-  read: 'read_with_fallback.v1',
-  listPage: 'list_index_page.v1',
-} as const;
-
-/**
- * The service-facing API. Each call validates its input, builds the keys, takes the current
- * stage's plan, and runs one script: nothing below this class knows about stages.
- */
 export class DualWriteQueue {
   readonly queueName: string;
   private currentStage: Stage;
@@ -182,6 +72,7 @@ export class DualWriteQueue {
   private readonly metrics: Metrics;
   private readonly logger: Logger;
   private readonly scripts: ScriptRegistry;
+  private readonly context: QueueContext;
 
   constructor(options: DualWriteQueueOptions) {
     const o = checkObject('options', options);
@@ -209,6 +100,15 @@ export class DualWriteQueue {
     this.logger = checkLogger(options.logger);
     this.showStage();
     this.scripts = new ScriptRegistry(this.redis, this.metrics, this.logger);
+    this.context = {
+      redis: this.redis,
+      queueName: this.queueName,
+      keys: this.keys,
+      scripts: this.scripts,
+      metrics: this.metrics,
+      logger: this.logger,
+      stage: () => this.currentStage,
+    };
   }
 
   get stage(): Stage {
@@ -295,7 +195,7 @@ export class DualWriteQueue {
     return this.observe(
       'enqueue',
       async () => {
-        const job = this.prepareJob(input);
+        const job = prepareJob(this.keys, this.maxPayloadBytes, input);
         const plan = this.plan();
         const reply = await this.scripts.run(
           SCRIPT.enqueue,
@@ -338,7 +238,7 @@ export class DualWriteQueue {
       }
       const jobs = inputs.map((input, index) => {
         try {
-          return this.prepareJob(input, `jobs[${index}]`);
+          return prepareJob(this.keys, this.maxPayloadBytes, input, `jobs[${index}]`);
         } catch (error) {
           throw atIndex(error, index);
         }
@@ -362,37 +262,6 @@ export class DualWriteQueue {
       const flat = reply[1] as (string | number)[];
       return jobs.map((_, i) => ({ jobId: String(flat[2 * i]), created: Number(flat[2 * i + 1]) === 1 }));
     });
-  }
-
-  /** Validates one job and derives what its script call needs; nothing is sent yet. */
-  private prepareJob(input: unknown, at?: string): PreparedJob {
-    const name = (field: string) => (at ? `${at}.${field}` : field);
-    const request = checkObject(at ?? 'input', input);
-    rejectUnknownFields(at ?? 'input', request, ['workspaceId', 'type', 'payload', 'idempotencyKey', 'jobId']);
-    const workspaceId = checkPattern(name('workspaceId'), request.workspaceId, ID_PATTERN);
-    const type = checkPattern(name('type'), request.type, JOB_TYPE_PATTERN);
-    const givenJobId = optional(request.jobId, (v) => checkPattern(name('jobId'), v, ID_PATTERN));
-    const idempotencyKey = optional(request.idempotencyKey, (v) =>
-      checkPattern(name('idempotencyKey'), v, IDEMPOTENCY_KEY_PATTERN),
-    );
-    const payload = serialisePayload(request.payload, this.maxPayloadBytes, name('payload'));
-    const jobId = givenJobId ?? randomUUID();
-    const indexKey = this.keys.workspaceIndex(workspaceId);
-    return {
-      workspaceId,
-      jobId,
-      generatedJobId: givenJobId === undefined,
-      type,
-      payload,
-      idempotencyKey,
-      fingerprint: idempotencyKey ? fingerprint(type, givenJobId, canonicalJson(request.payload)) : '',
-      // Without an idempotency key the script never touches that key; the index key stands in so
-      // every key of the call still belongs to this workspace (and its cluster slot).
-      idempotencyKeyOrStandIn: idempotencyKey ? this.keys.idempotency(workspaceId, idempotencyKey) : indexKey,
-      legacyKey: this.keys.legacyJob(jobId),
-      newKey: this.keys.newJob(workspaceId, jobId),
-      indexKey,
-    };
   }
 
   async updateStatus(input: UpdateStatusInput): Promise<UpdateStatusResult> {
@@ -430,7 +299,7 @@ export class DualWriteQueue {
       );
       if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus, workerId });
       const repaired = String(reply[2]) as UpdateStatusResult['repaired'];
-      this.countRepair(repaired, 'update_status');
+      countRepair(this.context, repaired, 'update_status');
       if (reply[4] === '1') this.metrics.finishes.inc({ status });
       return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired };
     });
@@ -454,7 +323,7 @@ export class DualWriteQueue {
         const waitMs = checkInteger('waitMs', request.waitMs ?? 0, 0, 3_600_000);
         const giveUpAt = Date.now() + waitMs;
         for (let pause = CLAIM_POLL_MS.first; ; pause = Math.min(pause * 2, CLAIM_POLL_MS.max)) {
-          const job = await this.claimOnce(workerId, visibilityMs);
+          const job = await claimNext(this.context, workerId, visibilityMs);
           const left = giveUpAt - Date.now();
           if (job || left <= 0) return job;
           await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
@@ -462,66 +331,6 @@ export class DualWriteQueue {
       },
       (job) => (job ? 'ok' : 'empty'),
     );
-  }
-
-  private async claimOnce(workerId: string, visibilityMs: number): Promise<Job | null> {
-    const plan = this.plan();
-    const queueKey = this.keys.queue(this.queueName);
-    // A claim takes the head, so one worker sees FIFO order; after losing the head to another
-    // worker it picks among the first few entries, so many workers rarely collide twice. Orphaned
-    // and skipped entries leave the queue, so only lost races count against the attempts.
-    for (let lostRaces = 0; lostRaces < CLAIM_ATTEMPTS; ) {
-      const head = await this.redis.lrange(queueKey, 0, CLAIM_DEPTH - 1).catch(rethrowTranslated);
-      if (head.length === 0) {
-        this.metrics.claims.inc({ outcome: 'empty' });
-        return null;
-      }
-      const entry = lostRaces === 0 ? head[0] : head[Math.floor(Math.random() * head.length)];
-      const target = await this.locate(entry);
-      const reply = await this.scripts.run(
-        SCRIPT.claim,
-        [
-          queueKey,
-          this.keys.processing(this.queueName),
-          this.keys.claims(this.queueName),
-          this.keys.orphans(this.queueName),
-          ...this.jobKeys(target),
-        ],
-        [
-          entry,
-          target.workspaceId,
-          target.jobId,
-          workerId,
-          flag(plan.writeLegacy),
-          flag(plan.writeNew),
-          plan.readFrom,
-          CLAIM_DEPTH,
-          visibilityMs,
-        ],
-      );
-      switch (reply[0]) {
-        case 'CLAIMED': {
-          this.metrics.claims.inc({ outcome: 'claimed' });
-          this.countRepair(String(reply[1]) as UpdateStatusResult['repaired'], 'claim');
-          return decodeJob({ jobId: target.jobId, source: plan.readFrom, fields: reply[2] as string[] }).job;
-        }
-        case 'ORPHANED':
-          this.countOrphans('claim', 1);
-          break;
-        case 'SKIPPED':
-          this.metrics.claims.inc({ outcome: 'skipped' });
-          this.logger.info('redis-dual-write: dropped a queue entry of a job that is not queued', {
-            status: String(reply[1]),
-          });
-          break;
-        case 'MOVED':
-          lostRaces++;
-          break;
-        default:
-          throw errorForReply(reply, { workspaceId: target.workspaceId, jobId: target.jobId, workerId });
-      }
-    }
-    throw new ClaimContentionError(CLAIM_ATTEMPTS);
   }
 
   /**
@@ -533,85 +342,7 @@ export class DualWriteQueue {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['limit']);
       const limit = checkInteger('limit', request.limit ?? MAX_RECOVER_LIMIT, 1, MAX_RECOVER_LIMIT);
-      const plan = this.plan();
-      // Candidates by the client's clock; the script decides by the server's.
-      const stalled = await this.redis.zrangebyscore(
-        this.keys.processing(this.queueName), '-inf', Date.now(), 'LIMIT', 0, limit,
-      ).catch(rethrowTranslated);
-      if (stalled.length === 0) return { recovered: 0, orphaned: 0 };
-      const targets = await Promise.all(stalled.map((entry) => this.locate(entry)));
-      const reply = await this.scripts.run(
-        SCRIPT.recoverStalled,
-        [
-          this.keys.queue(this.queueName),
-          this.keys.processing(this.queueName),
-          this.keys.claims(this.queueName),
-          this.keys.orphans(this.queueName),
-          ...targets.flatMap((target) => this.jobKeys(target).slice(0, 2)),
-        ],
-        [flag(plan.writeLegacy), flag(plan.writeNew), ...stalled.flatMap((entry, i) => [entry, targets[i].workspaceId])],
-      );
-      if (reply[0] !== 'RECOVERED') throw errorForReply(reply, { workspaceId: '', jobId: '' });
-      const [recovered, orphaned] = [Number(reply[1]), Number(reply[2])];
-      if (recovered > 0) {
-        this.metrics.stalledRecoveries.inc(recovered);
-        this.logger.warn('redis-dual-write: claims outlived their visibility timeout; jobs queued again', {
-          recovered,
-        });
-      }
-      this.countOrphans('recover_stalled', orphaned);
-      return { recovered, orphaned };
-    });
-  }
-
-  /**
-   * The ids behind a queue entry. A bare entry names the jobId only; its workspace comes from the
-   * legacy record, the one place that says it (in complete too: read as a locator, never as data).
-   * workspaceId is '' when no valid one is found: the scripts then treat the entry as an orphan.
-   */
-  private async locate(entry: string): Promise<{ workspaceId: string; jobId: string }> {
-    const ids = parseQueueEntry(entry);
-    if (!ids) return { workspaceId: '', jobId: '' };
-    if (ids.workspaceId) return { workspaceId: ids.workspaceId, jobId: ids.jobId };
-    // Only "no record" (or a key that is no hash) makes an orphan; a connection error or timeout
-    // must fail the call, or a healthy job would be moved aside.
-    const named = await this.redis.hget(this.keys.legacyJob(ids.jobId), 'workspace_id').catch((error: Error) => {
-      if (error.message?.startsWith('WRONGTYPE')) return null;
-      throw translateRedisError(error);
-    });
-    return { workspaceId: named && ID_PATTERN.test(named) ? named : '', jobId: ids.jobId };
-  }
-
-  /** legacyKey, newKey and indexKey of a located job; the queue key stands in for unknown ids. */
-  private jobKeys(target: { workspaceId: string; jobId: string }): [string, string, string] {
-    if (!target.workspaceId) {
-      const unused = this.keys.queue(this.queueName);
-      return [unused, unused, unused];
-    }
-    return [
-      this.keys.legacyJob(target.jobId),
-      this.keys.newJob(target.workspaceId, target.jobId),
-      this.keys.workspaceIndex(target.workspaceId),
-    ];
-  }
-
-  private countRepair(repaired: UpdateStatusResult['repaired'], operation: Operation): void {
-    if (repaired === 'none') return;
-    this.metrics.repairs.inc({ target: repaired });
-    this.logger.warn('redis-dual-write: job existed in one layout only; restored it', {
-      operation,
-      target: repaired,
-      stage: this.currentStage,
-    });
-  }
-
-  private countOrphans(operation: Operation, count: number): void {
-    if (count === 0) return;
-    this.metrics.orphanedEntries.inc({ operation }, count);
-    this.logger.warn('redis-dual-write: entries without a job record moved to the orphans list', {
-      operation,
-      count,
-      orphansKey: this.keys.orphans(this.queueName),
+      return recoverStalledJobs(this.context, limit);
     });
   }
 
@@ -623,7 +354,7 @@ export class DualWriteQueue {
         rejectUnknownFields('input', request, ['workspaceId', 'jobId']);
         const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
         const jobId = checkPattern('jobId', request.jobId, ID_PATTERN);
-        const [job] = await this.readJobs('get_job', workspaceId, [jobId], this.plan());
+        const [job] = await readJobs(this.context, 'get_job', workspaceId, [jobId], this.plan());
         return job;
       },
       (job) => (job ? 'ok' : 'not_found'),
@@ -642,96 +373,12 @@ export class DualWriteQueue {
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const status = optional(request.status, (v) => checkStatus('status', v));
       const limit = checkInteger('limit', request.limit ?? DEFAULTS.listLimit, 1, MAX_LIST_LIMIT);
-      let cursor = optional(request.cursor, decodeCursor);
-      const plan = this.plan();
-      const indexKey = this.keys.workspaceIndex(workspaceId);
-      const jobs: Job[] = [];
-
-      for (let page = 0; page < LIST_PAGES_PER_CALL; page++) {
-        const entries = await this.indexPage(indexKey, cursor, limit + 1);
-        const more = entries.length > limit;
-        const examined = entries.slice(0, limit);
-        const records = await this.readJobs('list_jobs', workspaceId, examined.map((e) => e.jobId), plan);
-        for (let i = 0; i < examined.length; i++) {
-          cursor = examined[i];
-          const job = records[i];
-          if (!job) {
-            this.metrics.divergences.inc({ kind: 'index_orphan' });
-            this.logger.warn('redis-dual-write: index entry without a readable job record', {
-              stage: this.currentStage,
-              layout: plan.readFrom,
-            });
-            continue;
-          }
-          if (status && job.status !== status) continue;
-          jobs.push(job);
-          if (jobs.length === limit) {
-            return { jobs, nextCursor: more || i < examined.length - 1 ? encodeCursor(cursor) : null };
-          }
-        }
-        if (!more) return { jobs, nextCursor: null };
-      }
-      return { jobs, nextCursor: cursor ? encodeCursor(cursor) : null };
+      return listJobPage(this.context, workspaceId, status, limit, optional(request.cursor, decodeCursor));
     });
   }
 
   private plan(): StagePlan {
     return planFor(this.currentStage);
-  }
-
-  private async indexPage(indexKey: string, cursor: IndexEntry | undefined, count: number): Promise<IndexEntry[]> {
-    const reply = await this.scripts.run(
-      SCRIPT.listPage,
-      [indexKey],
-      [count, cursor?.score ?? '', cursor?.jobId ?? ''],
-    );
-    if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
-    const flat = reply[1] as string[];
-    const entries: IndexEntry[] = [];
-    for (let i = 0; i < flat.length; i += 2) entries.push({ jobId: flat[i], score: flat[i + 1] });
-    return entries;
-  }
-
-  /** Reads jobs through the stage's plan, counting and logging every fallback and divergence. */
-  private async readJobs(
-    operation: Operation,
-    workspaceId: string,
-    jobIds: readonly string[],
-    plan: StagePlan,
-  ): Promise<(Job | null)[]> {
-    if (jobIds.length === 0) return [];
-    const keys: string[] = [];
-    for (const jobId of jobIds) keys.push(this.keys.legacyJob(jobId), this.keys.newJob(workspaceId, jobId));
-    const reply = await this.scripts.run(SCRIPT.read, keys, [
-      workspaceId,
-      plan.readFrom,
-      flag(plan.fallback),
-      flag(plan.compare),
-    ]);
-    if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId, jobId: '' });
-
-    return (reply[1] as [string, string[], string, string[]][]).map(([source, fields, divergence, differing], i) => {
-      if (divergence) {
-        this.metrics.divergences.inc({ kind: divergence });
-        this.logger.warn('redis-dual-write: layouts differ', {
-          operation,
-          kind: divergence,
-          differingFields: differing,
-          stage: this.currentStage,
-        });
-      }
-      if (!source) return null;
-      if (source === 'legacy' && plan.readFrom === 'new') {
-        this.metrics.readFallbacks.inc({ operation });
-        this.logger.info('redis-dual-write: read fell back to the legacy layout', { operation, stage: this.currentStage });
-      }
-      const { job, corrupt } = decodeJob({ jobId: jobIds[i], source: source as Job['source'], fields });
-      if (corrupt) {
-        this.metrics.divergences.inc({ kind: 'corrupt_record' });
-        this.logger.warn('redis-dual-write: job payload is not JSON; returned as text', { operation, source });
-      }
-      return job;
-    });
   }
 
   /** Counts and times one operation; the outcome is 'ok', a result-specific label, or an error code. */
@@ -752,56 +399,3 @@ export class DualWriteQueue {
   }
 }
 
-interface PreparedJob {
-  workspaceId: string;
-  jobId: string;
-  /** The package made the jobId (a random UUID), the caller gave none. */
-  generatedJobId: boolean;
-  type: string;
-  /** The payload's JSON text. */
-  payload: string;
-  idempotencyKey?: string;
-  /** '' without an idempotency key. */
-  fingerprint: string;
-  idempotencyKeyOrStandIn: string;
-  legacyKey: string;
-  newKey: string;
-  indexKey: string;
-}
-
-/** Marks an error as being about job `index` of an enqueueMany batch. */
-function atIndex(error: unknown, index: number): unknown {
-  if (error instanceof DualWriteError) error.index = index;
-  return error;
-}
-
-interface IndexEntry {
-  jobId: string;
-  score: string;
-}
-
-function rethrowTranslated(error: unknown): never {
-  throw translateRedisError(error);
-}
-
-function flag(value: boolean): string {
-  return value ? '1' : '0';
-}
-/** A misspelt option (say `expectStatus`) would silently drop a guarantee, so it is refused. */
-/** Same key, same request: the request is the type, the caller's jobId, and the canonical payload. */
-function fingerprint(type: string, givenJobId: string | undefined, canonicalPayload: string): string {
-  return hash('sha256', `${type}\n${givenJobId ?? ''}\n${canonicalPayload}`).slice(0, 32);
-}
-
-const CURSOR = /^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?):([A-Za-z0-9_-]{1,64})$/;
-
-function encodeCursor(entry: IndexEntry): string {
-  return Buffer.from(`${entry.score}:${entry.jobId}`, 'utf8').toString('base64url');
-}
-
-function decodeCursor(value: unknown): IndexEntry {
-  const text = typeof value === 'string' ? Buffer.from(value, 'base64url').toString('utf8') : '';
-  const match = CURSOR.exec(text);
-  if (!match) throw new ValidationError('cursor', 'format', 'must be a nextCursor that listJobs returned');
-  return { score: match[1], jobId: match[2] };
-}

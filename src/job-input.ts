@@ -1,0 +1,64 @@
+import { randomUUID, hash } from 'node:crypto';
+import { DualWriteError } from './errors';
+import { checkPattern, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_TYPE_PATTERN, type KeyLayout } from './keys';
+import { canonicalJson, checkObject, optional, rejectUnknownFields, serialisePayload } from './validation';
+
+export interface PreparedJob {
+  workspaceId: string;
+  jobId: string;
+  /** The package made the jobId (a random UUID), the caller gave none. */
+  generatedJobId: boolean;
+  type: string;
+  /** The payload's JSON text. */
+  payload: string;
+  idempotencyKey?: string;
+  /** '' without an idempotency key. */
+  fingerprint: string;
+  idempotencyKeyOrStandIn: string;
+  legacyKey: string;
+  newKey: string;
+  indexKey: string;
+}
+
+/** Marks an error as being about job `index` of an enqueueMany batch. */
+export function atIndex(error: unknown, index: number): unknown {
+  if (error instanceof DualWriteError) error.index = index;
+  return error;
+}
+
+/** Validates one job and derives what its script call needs; nothing is sent yet. */
+export function prepareJob(keys: KeyLayout, maxPayloadBytes: number, input: unknown, at?: string): PreparedJob {
+  const name = (field: string) => (at ? `${at}.${field}` : field);
+  const request = checkObject(at ?? 'input', input);
+  rejectUnknownFields(at ?? 'input', request, ['workspaceId', 'type', 'payload', 'idempotencyKey', 'jobId']);
+  const workspaceId = checkPattern(name('workspaceId'), request.workspaceId, ID_PATTERN);
+  const type = checkPattern(name('type'), request.type, JOB_TYPE_PATTERN);
+  const givenJobId = optional(request.jobId, (v) => checkPattern(name('jobId'), v, ID_PATTERN));
+  const idempotencyKey = optional(request.idempotencyKey, (v) =>
+    checkPattern(name('idempotencyKey'), v, IDEMPOTENCY_KEY_PATTERN),
+  );
+  const payload = serialisePayload(request.payload, maxPayloadBytes, name('payload'));
+  const jobId = givenJobId ?? randomUUID();
+  const indexKey = keys.workspaceIndex(workspaceId);
+  return {
+    workspaceId,
+    jobId,
+    generatedJobId: givenJobId === undefined,
+    type,
+    payload,
+    idempotencyKey,
+    fingerprint: idempotencyKey ? fingerprint(type, givenJobId, canonicalJson(request.payload)) : '',
+    // Without an idempotency key the script never touches that key; the index key stands in so
+    // every key of the call still belongs to this workspace (and its cluster slot).
+    idempotencyKeyOrStandIn: idempotencyKey ? keys.idempotency(workspaceId, idempotencyKey) : indexKey,
+    legacyKey: keys.legacyJob(jobId),
+    newKey: keys.newJob(workspaceId, jobId),
+    indexKey,
+  };
+}
+
+/** Same key, same request: the request is the type, the caller's jobId, and the canonical payload. */
+function fingerprint(type: string, givenJobId: string | undefined, canonicalPayload: string): string {
+  return hash('sha256', `${type}\n${givenJobId ?? ''}\n${canonicalPayload}`).slice(0, 32);
+}
+

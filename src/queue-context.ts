@@ -1,0 +1,53 @@
+import type { KeyLayout } from './keys';
+import type { Logger } from './logger';
+import { translateRedisError } from './scripts/replies';
+import type { RedisClient, ScriptRegistry } from './scripts/registry';
+import type { Stage } from './stages';
+import type { Metrics, Operation } from './telemetry';
+import type { UpdateStatusResult } from './types';
+
+/** What the queue's operations share; DualWriteQueue builds it once, the modules doing the work read it. */
+export interface QueueContext {
+  readonly redis: RedisClient;
+  readonly queueName: string;
+  readonly keys: KeyLayout;
+  readonly scripts: ScriptRegistry;
+  readonly metrics: Metrics;
+  readonly logger: Logger;
+  /** The current stage; an operation reads it once and keeps it for the whole call. */
+  stage(): Stage;
+}
+
+/** The script each operation runs, by manifest id. */
+export const SCRIPT = {
+  enqueue: 'enqueue_dual.v1',
+  enqueueMany: 'enqueue_many_dual.v1',
+  updateStatus: 'update_status_dual.v1',
+  read: 'read_with_fallback.v1',
+  listPage: 'list_index_page.v1',
+  claim: 'claim_job.v1',
+  recoverStalled: 'recover_stalled.v1',
+} as const;
+
+/**
+ * The service-facing API. Each call validates its input, builds the keys, takes the current
+ * stage's plan, and runs one script: nothing below this class knows about stages.
+ */
+
+export function flag(value: boolean): string {
+  return value ? '1' : '0';
+}
+
+export function rethrowTranslated(error: unknown): never {
+  throw translateRedisError(error);
+}
+
+export function countRepair(ctx: QueueContext, repaired: UpdateStatusResult['repaired'], operation: Operation): void {
+  if (repaired === 'none') return;
+  ctx.metrics.repairs.inc({ target: repaired });
+  ctx.logger.warn('redis-dual-write: job existed in one layout only; restored it', {
+    operation,
+    target: repaired,
+    stage: ctx.stage(),
+  });
+}

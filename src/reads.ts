@@ -1,0 +1,128 @@
+import { ValidationError } from './errors';
+import { decodeJob, type Job } from './job';
+import { flag, SCRIPT, type QueueContext } from './queue-context';
+import { errorForReply } from './scripts/replies';
+import { planFor, type StagePlan } from './stages';
+import type { Operation } from './telemetry';
+import type { ListJobsResult } from './types';
+import type { JobStatus } from './validation';
+
+/** listJobs examines at most this many index pages per call, so a status filter stays bounded. */
+const LIST_PAGES_PER_CALL = 5;
+
+export interface IndexEntry {
+  jobId: string;
+  score: string;
+}
+
+/**
+ * Newest first, from the workspace index. Reads at most LIST_PAGES_PER_CALL index pages of `limit`
+ * entries, so with a status filter a page can hold fewer than `limit` jobs while nextCursor is set.
+ */
+export async function listJobPage(
+  ctx: QueueContext,
+  workspaceId: string,
+  status: JobStatus | undefined,
+  limit: number,
+  from: IndexEntry | undefined,
+): Promise<ListJobsResult> {
+  let cursor = from;
+  const plan = planFor(ctx.stage());
+  const indexKey = ctx.keys.workspaceIndex(workspaceId);
+  const jobs: Job[] = [];
+
+  for (let page = 0; page < LIST_PAGES_PER_CALL; page++) {
+    const entries = await indexPage(ctx, indexKey, cursor, limit + 1);
+    const more = entries.length > limit;
+    const examined = entries.slice(0, limit);
+    const records = await readJobs(ctx, 'list_jobs', workspaceId, examined.map((e) => e.jobId), plan);
+    for (let i = 0; i < examined.length; i++) {
+      cursor = examined[i];
+      const job = records[i];
+      if (!job) {
+        ctx.metrics.divergences.inc({ kind: 'index_orphan' });
+        ctx.logger.warn('redis-dual-write: index entry without a readable job record', {
+          stage: ctx.stage(),
+          layout: plan.readFrom,
+        });
+        continue;
+      }
+      if (status && job.status !== status) continue;
+      jobs.push(job);
+      if (jobs.length === limit) {
+        return { jobs, nextCursor: more || i < examined.length - 1 ? encodeCursor(cursor) : null };
+      }
+    }
+    if (!more) return { jobs, nextCursor: null };
+  }
+  return { jobs, nextCursor: cursor ? encodeCursor(cursor) : null };
+}
+
+async function indexPage(ctx: QueueContext, indexKey: string, cursor: IndexEntry | undefined, count: number): Promise<IndexEntry[]> {
+  const reply = await ctx.scripts.run(
+    SCRIPT.listPage,
+    [indexKey],
+    [count, cursor?.score ?? '', cursor?.jobId ?? ''],
+  );
+  if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
+  const flat = reply[1] as string[];
+  const entries: IndexEntry[] = [];
+  for (let i = 0; i < flat.length; i += 2) entries.push({ jobId: flat[i], score: flat[i + 1] });
+  return entries;
+}
+
+/** Reads jobs through the stage's plan, counting and logging every fallback and divergence. */
+export async function readJobs(
+  ctx: QueueContext,
+  operation: Operation,
+  workspaceId: string,
+  jobIds: readonly string[],
+  plan: StagePlan,
+): Promise<(Job | null)[]> {
+  if (jobIds.length === 0) return [];
+  const keys: string[] = [];
+  for (const jobId of jobIds) keys.push(ctx.keys.legacyJob(jobId), ctx.keys.newJob(workspaceId, jobId));
+  const reply = await ctx.scripts.run(SCRIPT.read, keys, [
+    workspaceId,
+    plan.readFrom,
+    flag(plan.fallback),
+    flag(plan.compare),
+  ]);
+  if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId, jobId: '' });
+
+  return (reply[1] as [string, string[], string, string[]][]).map(([source, fields, divergence, differing], i) => {
+    if (divergence) {
+      ctx.metrics.divergences.inc({ kind: divergence });
+      ctx.logger.warn('redis-dual-write: layouts differ', {
+        operation,
+        kind: divergence,
+        differingFields: differing,
+        stage: ctx.stage(),
+      });
+    }
+    if (!source) return null;
+    if (source === 'legacy' && plan.readFrom === 'new') {
+      ctx.metrics.readFallbacks.inc({ operation });
+      ctx.logger.info('redis-dual-write: read fell back to the legacy layout', { operation, stage: ctx.stage() });
+    }
+    const { job, corrupt } = decodeJob({ jobId: jobIds[i], source: source as Job['source'], fields });
+    if (corrupt) {
+      ctx.metrics.divergences.inc({ kind: 'corrupt_record' });
+      ctx.logger.warn('redis-dual-write: job payload is not JSON; returned as text', { operation, source });
+    }
+    return job;
+  });
+}
+
+const CURSOR = /^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?):([A-Za-z0-9_-]{1,64})$/;
+
+function encodeCursor(entry: IndexEntry): string {
+  return Buffer.from(`${entry.score}:${entry.jobId}`, 'utf8').toString('base64url');
+}
+
+export function decodeCursor(value: unknown): IndexEntry {
+  const text = typeof value === 'string' ? Buffer.from(value, 'base64url').toString('utf8') : '';
+  const match = CURSOR.exec(text);
+  if (!match) throw new ValidationError('cursor', 'format', 'must be a nextCursor that listJobs returned');
+  return { score: match[1], jobId: match[2] };
+}
