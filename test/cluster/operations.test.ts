@@ -63,7 +63,7 @@ function comparable(state: Record<string, KeyState>, prefix = ''): Record<string
     }
     if (entry.type === 'zset') value = entry.value.map(([member]) => member); // scores are times: keep the order
     if (entry.type === 'string') value = entry.value;
-    out[name] = { type: entry.type, value, ...(entry.ttl !== undefined ? { ttl: 'set' } : {}) };
+    out[name] = { type: entry.type, value, ...(entry.expiresAt !== undefined ? { expires: true } : {}) };
   }
   return out;
 }

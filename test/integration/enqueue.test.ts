@@ -25,8 +25,9 @@ describe('enqueue', () => {
       'ws:acme:job:job-1': jobHash(record),
       'queue:default': list('job-1'),
       'ws:acme:jobs': zset(['job-1', createdAt]),
-      'ws:acme:idem:order-1': { type: 'string', value: expect.stringMatching(/^[0-9a-f]{32}:job-1$/), ttl: 86400 },
+      'ws:acme:idem:order-1': { type: 'string', value: expect.stringMatching(/^[0-9a-f]{32}:job-1$/), expiresAt: expect.any(Number) },
     });
+    expect(await ctx.redis.ttl('ws:acme:idem:order-1')).toBeGreaterThan(86_400 - 60);
     expect(Math.abs(createdAt - Date.now())).toBeLessThan(60_000);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'ok' })).toBe(1);
   });

@@ -1,12 +1,16 @@
 import type Redis from 'ioredis';
 
-/** One key as the tests see it: its type, its whole value, and its TTL in seconds when it has one. */
+/**
+ * One key as the tests see it: its type, its whole value, and when it expires (absolute ms, from
+ * PEXPIRETIME) if it does. An absolute time stays equal between two snapshots however slow the
+ * machine; a remaining TTL would tick down between them.
+ */
 export type KeyState =
-  | { type: 'string'; value: string; ttl?: number }
-  | { type: 'hash'; value: Record<string, string>; ttl?: number }
-  | { type: 'list'; value: string[]; ttl?: number }
-  | { type: 'zset'; value: [string, number][]; ttl?: number }
-  | { type: 'set'; value: string[]; ttl?: number };
+  | { type: 'string'; value: string; expiresAt?: number }
+  | { type: 'hash'; value: Record<string, string>; expiresAt?: number }
+  | { type: 'list'; value: string[]; expiresAt?: number }
+  | { type: 'zset'; value: [string, number][]; expiresAt?: number }
+  | { type: 'set'; value: string[]; expiresAt?: number };
 
 /**
  * Every key in the database with its whole value: tests compare it to the full state they expect,
@@ -47,8 +51,8 @@ export async function redisState(redis: Redis): Promise<Record<string, KeyState>
       default:
         throw new Error(`redisState: key ${key} has type ${type}, which the tests do not expect`);
     }
-    const ttl = await redis.ttl(key);
-    if (ttl >= 0) entry.ttl = ttl;
+    const expiresAt = Number(await redis.call('PEXPIRETIME', key));
+    if (expiresAt >= 0) entry.expiresAt = expiresAt;
     state[key] = entry;
   }
   return state;
@@ -57,8 +61,7 @@ export async function redisState(redis: Redis): Promise<Record<string, KeyState>
 export const hash = (value: Record<string, string>): KeyState => ({ type: 'hash', value });
 export const list = (...value: string[]): KeyState => ({ type: 'list', value });
 export const zset = (...value: [string, number][]): KeyState => ({ type: 'zset', value });
-export const str = (value: string, ttl?: number): KeyState =>
-  ttl === undefined ? { type: 'string', value } : { type: 'string', value, ttl };
+export const str = (value: string): KeyState => ({ type: 'string', value });
 
 /** A job record as the tests arrange or expect it, before it becomes hash fields. */
 export interface JobRecord {
