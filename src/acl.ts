@@ -9,6 +9,8 @@ export const SERVICE_COMMANDS = [
   'evalsha', 'eval', 'script|exists',
   // what the service scripts run inside
   'type', 'exists', 'get', 'set', 'time', 'hget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem',
+  // a repair copies a record's absolute expiry with it
+  'pexpiretime', 'pexpireat',
   'zadd', 'zcount', 'zrange', 'zrem', 'zrevrank', 'zscore',
   // what claim and recoverStalled read before calling their scripts
   'lrange', 'zrangebyscore',

@@ -1,7 +1,7 @@
 import { ClaimContentionError } from './errors';
 import { decodeJob, type Job } from './job';
 import { ID_PATTERN, parseQueueEntry } from './keys';
-import { countRepair, flag, rethrowTranslated, SCRIPT, type QueueContext } from './queue-context';
+import { countForeignLegacy, countRepair, flag, rethrowTranslated, SCRIPT, type QueueContext } from './queue-context';
 import { errorForReply, translateRedisError } from './scripts/replies';
 import { planFor } from './stages';
 import type { Operation } from './telemetry';
@@ -20,10 +20,7 @@ export async function claimNext(ctx: QueueContext, workerId: string, visibilityM
   // and skipped entries leave the queue, so only lost races count against the attempts.
   for (let lostRaces = 0; lostRaces < CLAIM_ATTEMPTS; ) {
     const head = await ctx.redis.lrange(queueKey, 0, CLAIM_DEPTH - 1).catch(rethrowTranslated);
-    if (head.length === 0) {
-      ctx.metrics.claims.inc({ outcome: 'empty' });
-      return null;
-    }
+    if (head.length === 0) return null;
     const entry = lostRaces === 0 ? head[0] : head[Math.floor(Math.random() * head.length)];
     const target = await locate(ctx, entry);
     const reply = await ctx.scripts.run(
@@ -32,7 +29,7 @@ export async function claimNext(ctx: QueueContext, workerId: string, visibilityM
         queueKey,
         ctx.keys.processing(ctx.queueName),
         ctx.keys.claims(ctx.queueName),
-        ctx.keys.orphans(ctx.queueName),
+        target.unsupported ? ctx.keys.unsupported(ctx.queueName) : ctx.keys.orphans(ctx.queueName),
         ...jobKeys(ctx, target),
       ],
       [
@@ -51,10 +48,12 @@ export async function claimNext(ctx: QueueContext, workerId: string, visibilityM
       case 'CLAIMED': {
         ctx.metrics.claims.inc({ outcome: 'claimed' });
         countRepair(ctx, String(reply[1]) as UpdateStatusResult['repaired'], 'claim');
-        return decodeJob({ jobId: target.jobId, source: plan.readFrom, fields: reply[2] as string[] }).job;
+        countForeignLegacy(ctx, reply[3], 'claim');
+        const source = reply[3] === '1' ? 'new' : plan.readFrom;
+        return decodeJob({ jobId: target.jobId, source, fields: reply[2] as string[] }).job;
       }
-      case 'ORPHANED':
-        countOrphans(ctx, 'claim', 1);
+      case 'SET_ASIDE':
+        countSetAside(ctx, 'claim', target.unsupported ? 'unsupported' : 'orphans', 1, entry);
         break;
       case 'SKIPPED':
         ctx.metrics.claims.inc({ outcome: 'skipped' });
@@ -82,7 +81,7 @@ export async function recoverStalledJobs(ctx: QueueContext, limit: number): Prom
   const stalled = await ctx.redis.zrangebyscore(
     ctx.keys.processing(ctx.queueName), '-inf', Date.now(), 'LIMIT', 0, limit,
   ).catch(rethrowTranslated);
-  if (stalled.length === 0) return { recovered: 0, orphaned: 0 };
+  if (stalled.length === 0) return { recovered: 0, orphaned: 0, unsupported: 0 };
   const targets = await Promise.all(stalled.map((entry) => locate(ctx, entry)));
   const reply = await ctx.scripts.run(
     SCRIPT.recoverStalled,
@@ -91,42 +90,59 @@ export async function recoverStalledJobs(ctx: QueueContext, limit: number): Prom
       ctx.keys.processing(ctx.queueName),
       ctx.keys.claims(ctx.queueName),
       ctx.keys.orphans(ctx.queueName),
+      ctx.keys.unsupported(ctx.queueName),
       ...targets.flatMap((target) => jobKeys(ctx, target).slice(0, 2)),
     ],
-    [flag(plan.writeLegacy), flag(plan.writeNew), ...stalled.flatMap((entry, i) => [entry, targets[i].workspaceId])],
+    [
+      flag(plan.writeLegacy),
+      flag(plan.writeNew),
+      ...stalled.flatMap((entry, i) => [entry, targets[i].workspaceId, targets[i].unsupported ? 'unsupported' : '']),
+    ],
   );
   if (reply[0] !== 'RECOVERED') throw errorForReply(reply, { workspaceId: '', jobId: '' });
-  const [recovered, orphaned] = [Number(reply[1]), Number(reply[2])];
+  const [recovered, orphaned, , unsupported] = [Number(reply[1]), Number(reply[2]), Number(reply[3]), Number(reply[4])];
   if (recovered > 0) {
     ctx.metrics.stalledRecoveries.inc(recovered);
     ctx.logger.warn('redis-dual-write: claims outlived their visibility timeout; jobs queued again', {
       recovered,
     });
   }
-  countOrphans(ctx, 'recover_stalled', orphaned);
-  return { recovered, orphaned };
+  countSetAside(ctx, 'recover_stalled', 'orphans', orphaned);
+  countSetAside(ctx, 'recover_stalled', 'unsupported', unsupported);
+  return { recovered, orphaned, unsupported };
+}
+
+/** Where a queue entry leads: a job, or nowhere (workspaceId '') and then why. */
+interface Target {
+  workspaceId: string;
+  jobId: string;
+  /** The entry or its legacy record is there but the package cannot place it (not an orphan). */
+  unsupported: boolean;
 }
 
 /**
  * The ids behind a queue entry. A bare entry names the jobId only; its workspace comes from the
  * legacy record, the one place that says it (in complete too: read as a locator, never as data).
- * workspaceId is '' when no valid one is found: the scripts then treat the entry as an orphan.
+ * workspaceId is '' when no valid one is found: the scripts then set the entry aside, as an orphan
+ * when there is no record, as unsupported when there is one the package cannot place.
  */
-async function locate(ctx: QueueContext, entry: string): Promise<{ workspaceId: string; jobId: string }> {
+async function locate(ctx: QueueContext, entry: string): Promise<Target> {
   const ids = parseQueueEntry(entry);
-  if (!ids) return { workspaceId: '', jobId: '' };
-  if (ids.workspaceId) return { workspaceId: ids.workspaceId, jobId: ids.jobId };
+  if (!ids) return { workspaceId: '', jobId: '', unsupported: true };
+  if (ids.workspaceId) return { workspaceId: ids.workspaceId, jobId: ids.jobId, unsupported: false };
   // Only "no record" (or a key that is no hash) makes an orphan; a connection error or timeout
   // must fail the call, or a healthy job would be moved aside.
   const named = await ctx.redis.hget(ctx.keys.legacyJob(ids.jobId), 'workspace_id').catch((error: Error) => {
     if (error.message?.startsWith('WRONGTYPE')) return null;
     throw translateRedisError(error);
   });
-  return { workspaceId: named && ID_PATTERN.test(named) ? named : '', jobId: ids.jobId };
+  if (named === null) return { workspaceId: '', jobId: ids.jobId, unsupported: false };
+  if (!ID_PATTERN.test(named)) return { workspaceId: '', jobId: ids.jobId, unsupported: true };
+  return { workspaceId: named, jobId: ids.jobId, unsupported: false };
 }
 
 /** legacyKey, newKey and indexKey of a located job; the queue key stands in for unknown ids. */
-function jobKeys(ctx: QueueContext, target: { workspaceId: string; jobId: string }): [string, string, string] {
+function jobKeys(ctx: QueueContext, target: Target): [string, string, string] {
   if (!target.workspaceId) {
     const unused = ctx.keys.queue(ctx.queueName);
     return [unused, unused, unused];
@@ -138,12 +154,24 @@ function jobKeys(ctx: QueueContext, target: { workspaceId: string; jobId: string
   ];
 }
 
-function countOrphans(ctx: QueueContext, operation: Operation, count: number): void {
+/** Counts and logs entries moved aside: to the orphans list (no record) or the unsupported one. */
+function countSetAside(ctx: QueueContext, operation: Operation, list: 'orphans' | 'unsupported', count: number, entry?: string): void {
   if (count === 0) return;
-  ctx.metrics.orphanedEntries.inc({ operation }, count);
-  ctx.logger.warn('redis-dual-write: entries without a job record moved to the orphans list', {
+  if (list === 'orphans') {
+    ctx.metrics.orphanedEntries.inc({ operation }, count);
+    ctx.logger.warn('redis-dual-write: entries without a job record moved to the orphans list', {
+      operation,
+      count,
+      orphansKey: ctx.keys.orphans(ctx.queueName),
+    });
+    return;
+  }
+  ctx.metrics.unsupportedEntries.inc({ operation }, count);
+  ctx.logger.warn('redis-dual-write: entries the package cannot place (id or workspace_id outside the whitelist) set aside', {
     operation,
     count,
-    orphansKey: ctx.keys.orphans(ctx.queueName),
+    unsupportedKey: ctx.keys.unsupported(ctx.queueName),
+    // The entry may hold any bytes a legacy writer put there: show a bounded, quoted form.
+    ...(entry === undefined ? {} : { entry: JSON.stringify(entry.slice(0, 100)) }),
   });
 }

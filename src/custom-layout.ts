@@ -12,6 +12,8 @@ export const KEY_BUILDERS = [
   'processing',
   'claims',
   'orphans',
+  'unsupported',
+  'checkpoint',
 ] as const satisfies readonly (keyof KeyLayout)[];
 export type KeyBuilderName = (typeof KEY_BUILDERS)[number];
 
@@ -92,6 +94,8 @@ export function sampleKeys(layout: KeyLayout, queueName: string): { name: KeyBui
     add('processing', queue);
     add('claims', queue);
     add('orphans', queue);
+    add('unsupported', queue);
+    add('checkpoint', queue);
   }
   return samples;
 }

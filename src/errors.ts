@@ -8,7 +8,6 @@ export type ErrorCode =
   | 'DUPLICATE_JOB'
   | 'IDEMPOTENCY_CONFLICT'
   | 'STATUS_CONFLICT'
-  | 'JOB_ID_COLLISION'
   | 'KEY_TYPE'
   | 'OUT_OF_MEMORY'
   | 'SCRIPT_MISMATCH'
@@ -86,24 +85,13 @@ export class StatusConflictError extends DualWriteError {
   readonly code = 'STATUS_CONFLICT' as const;
   constructor(
     readonly jobId: string,
+    /** The status the job had to have: the caller's expectedStatus, or the one a rule requires. */
     readonly expected: string,
     readonly actual: string,
+    /** Why `expected` was required, when the caller did not ask for it. */
+    why?: string,
   ) {
-    super(`job ${jobId} has status ${actual}, expected ${expected}; nothing was written`);
-  }
-}
-
-/**
- * The legacy key job:<jobId> is global and holds another workspace's job. Writing it would destroy
- * that job, so the update is refused whole.
- */
-export class JobIdCollisionError extends DualWriteError {
-  readonly code = 'JOB_ID_COLLISION' as const;
-  constructor(
-    readonly workspaceId: string,
-    readonly jobId: string,
-  ) {
-    super(`legacy key of job ${jobId} belongs to another workspace; nothing was written`);
+    super(`job ${jobId} has status ${actual}, expected ${expected}${why ? ` (${why})` : ''}; nothing was written`);
   }
 }
 

@@ -19,7 +19,7 @@ export { STAGES, planFor } from './stages';
 export type { Stage, StagePlan, Layout } from './stages';
 export { JOB_STATUSES } from './validation';
 export type { JobStatus } from './validation';
-export { defaultLayout, parseQueueEntry, queueEntry, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_TYPE_PATTERN } from './keys';
+export { defaultLayout, parseQueueEntry, queueEntry, ID_PATTERN, JOB_ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_TYPE_PATTERN } from './keys';
 export type { KeyLayout } from './keys';
 export { clusterLayout, HASH_TAG_PATTERN } from './keys';
 export { KEY_BUILDERS } from './custom-layout';

@@ -1,6 +1,6 @@
 import { randomUUID, hash } from 'node:crypto';
 import { DualWriteError } from './errors';
-import { checkPattern, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_TYPE_PATTERN, type KeyLayout } from './keys';
+import { checkPattern, ID_PATTERN, IDEMPOTENCY_KEY_PATTERN, JOB_ID_PATTERN, JOB_TYPE_PATTERN, type KeyLayout } from './keys';
 import { canonicalJson, checkObject, optional, rejectUnknownFields, serialisePayload } from './validation';
 
 export interface PreparedJob {
@@ -33,7 +33,7 @@ export function prepareJob(keys: KeyLayout, maxPayloadBytes: number, input: unkn
   rejectUnknownFields(at ?? 'input', request, ['workspaceId', 'type', 'payload', 'idempotencyKey', 'jobId']);
   const workspaceId = checkPattern(name('workspaceId'), request.workspaceId, ID_PATTERN);
   const type = checkPattern(name('type'), request.type, JOB_TYPE_PATTERN);
-  const givenJobId = optional(request.jobId, (v) => checkPattern(name('jobId'), v, ID_PATTERN));
+  const givenJobId = optional(request.jobId, (v) => checkPattern(name('jobId'), v, JOB_ID_PATTERN));
   const idempotencyKey = optional(request.idempotencyKey, (v) =>
     checkPattern(name('idempotencyKey'), v, IDEMPOTENCY_KEY_PATTERN),
   );

@@ -5,6 +5,11 @@ import { ValidationError } from './errors';
  * keys collide, '{' '}' would move a key to another cluster slot, '* ? [ ] \' are SCAN MATCH globs.
  */
 export const ID_PATTERN = /^[A-Za-z0-9_-]{1,64}$/;
+/**
+ * Job ids also take '.', which many legacy stores put in their ids ("order.1042"): it is neither a
+ * separator of the layout (':'), nor a hash tag brace, nor a SCAN MATCH glob.
+ */
+export const JOB_ID_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
 export const IDEMPOTENCY_KEY_PATTERN = /^[A-Za-z0-9._:-]{1,200}$/;
 export const JOB_TYPE_PATTERN = /^[A-Za-z0-9._:-]{1,100}$/;
 export const QUEUE_NAME_PATTERN = /^[A-Za-z0-9._-]{1,64}$/;
@@ -40,6 +45,13 @@ export interface KeyLayout {
   claims(queueName: string): string;
   /** Entries whose job record was missing, moved aside for an operator to inspect. */
   orphans(queueName: string): string;
+  /**
+   * Entries the package cannot place (an id outside the whitelist, a legacy record without a valid
+   * workspace_id), set aside so they never block the queue's head; the legacy service can take them.
+   */
+  unsupported(queueName: string): string;
+  /** Where an interrupted backfill of a queue keeps its place: a hash. */
+  checkpoint(queueName: string): string;
 }
 
 export function defaultLayout(keyPrefix: string): KeyLayout {
@@ -52,6 +64,8 @@ export function defaultLayout(keyPrefix: string): KeyLayout {
     processing: (queueName) => `${keyPrefix}queue:${queueName}:processing`,
     claims: (queueName) => `${keyPrefix}queue:${queueName}:claims`,
     orphans: (queueName) => `${keyPrefix}queue:${queueName}:orphans`,
+    unsupported: (queueName) => `${keyPrefix}queue:${queueName}:unsupported`,
+    checkpoint: (queueName) => `${keyPrefix}dualwrite:backfill:${queueName}`,
   };
 }
 
@@ -86,6 +100,6 @@ export function queueEntry(writeLegacy: boolean, workspaceId: string, jobId: str
 export function parseQueueEntry(entry: string): { workspaceId?: string; jobId: string } | undefined {
   const [first, second, ...rest] = entry.split(':');
   if (rest.length > 0) return undefined;
-  if (second === undefined) return ID_PATTERN.test(first) ? { jobId: first } : undefined;
-  return ID_PATTERN.test(first) && ID_PATTERN.test(second) ? { workspaceId: first, jobId: second } : undefined;
+  if (second === undefined) return JOB_ID_PATTERN.test(first) ? { jobId: first } : undefined;
+  return ID_PATTERN.test(first) && JOB_ID_PATTERN.test(second) ? { workspaceId: first, jobId: second } : undefined;
 }

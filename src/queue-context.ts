@@ -20,13 +20,13 @@ export interface QueueContext {
 
 /** The script each operation runs, by manifest id. */
 export const SCRIPT = {
-  enqueue: 'enqueue_dual.v1',
-  enqueueMany: 'enqueue_many_dual.v1',
-  updateStatus: 'update_status_dual.v1',
+  enqueue: 'enqueue_dual.v2',
+  enqueueMany: 'enqueue_many_dual.v2',
+  updateStatus: 'update_status_dual.v2',
   read: 'read_with_fallback.v1',
   listPage: 'list_index_page.v1',
-  claim: 'claim_job.v1',
-  recoverStalled: 'recover_stalled.v1',
+  claim: 'claim_job.v2',
+  recoverStalled: 'recover_stalled.v2',
 } as const;
 
 /**
@@ -40,6 +40,19 @@ export function flag(value: boolean): string {
 
 export function rethrowTranslated(error: unknown): never {
   throw translateRedisError(error);
+}
+
+/**
+ * job:<jobId> holds another workspace's job, so this one can have no legacy twin: the script wrote
+ * its new record only. Counted as a divergence, since verify reports it as missing_legacy.
+ */
+export function countForeignLegacy(ctx: QueueContext, legacyForeign: unknown, operation: Operation): void {
+  if (legacyForeign !== '1') return;
+  ctx.metrics.divergences.inc({ kind: 'job_id_collision' });
+  ctx.logger.warn("redis-dual-write: the legacy key holds another workspace's job with this id; wrote the new layout only", {
+    operation,
+    stage: ctx.stage(),
+  });
 }
 
 export function countRepair(ctx: QueueContext, repaired: UpdateStatusResult['repaired'], operation: Operation): void {

@@ -12,9 +12,9 @@ import {
 } from './errors';
 import type { Job } from './job';
 import { atIndex, prepareJob } from './job-input';
-import { checkPattern, ID_PATTERN, KEY_PREFIX_PATTERN, QUEUE_NAME_PATTERN, queueEntry, type KeyLayout } from './keys';
+import { checkPattern, ID_PATTERN, JOB_ID_PATTERN, KEY_PREFIX_PATTERN, QUEUE_NAME_PATTERN, queueEntry, type KeyLayout } from './keys';
 import { checkLogger, type Logger } from './logger';
-import { countRepair, flag, SCRIPT, type QueueContext } from './queue-context';
+import { countForeignLegacy, countRepair, flag, SCRIPT, type QueueContext } from './queue-context';
 import { decodeCursor, listJobPage, readJobs } from './reads';
 import { errorForReply, translateRedisError } from './scripts/replies';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from './scripts/registry';
@@ -269,7 +269,7 @@ export class DualWriteQueue {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'status', 'expectedStatus', 'workerId']);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
-      const jobId = checkPattern('jobId', request.jobId, ID_PATTERN);
+      const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
       const status = checkStatus('status', request.status);
       const expectedStatus = optional(request.expectedStatus, (v) => checkStatus('expectedStatus', v));
       const workerId = optional(request.workerId, (v) => checkPattern('workerId', v, ID_PATTERN));
@@ -300,6 +300,7 @@ export class DualWriteQueue {
       if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus, workerId });
       const repaired = String(reply[2]) as UpdateStatusResult['repaired'];
       countRepair(this.context, repaired, 'update_status');
+      countForeignLegacy(this.context, reply[5], 'update_status');
       if (reply[4] === '1') this.metrics.finishes.inc({ status });
       return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired };
     });
@@ -325,7 +326,12 @@ export class DualWriteQueue {
         for (let pause = CLAIM_POLL_MS.first; ; pause = Math.min(pause * 2, CLAIM_POLL_MS.max)) {
           const job = await claimNext(this.context, workerId, visibilityMs);
           const left = giveUpAt - Date.now();
-          if (job || left <= 0) return job;
+          if (job) return job;
+          if (left <= 0) {
+            // One claim call is one outcome, however many times it looked while it waited.
+            this.metrics.claims.inc({ outcome: 'empty' });
+            return null;
+          }
           await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
         }
       },
@@ -353,7 +359,7 @@ export class DualWriteQueue {
         const request = checkObject('input', input);
         rejectUnknownFields('input', request, ['workspaceId', 'jobId']);
         const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
-        const jobId = checkPattern('jobId', request.jobId, ID_PATTERN);
+        const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
         const [job] = await readJobs(this.context, 'get_job', workspaceId, [jobId], this.plan());
         return job;
       },

@@ -114,7 +114,7 @@ export async function readJobs(
   });
 }
 
-const CURSOR = /^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?):([A-Za-z0-9_-]{1,64})$/;
+const CURSOR = /^(-?[0-9]+(?:\.[0-9]+)?(?:e[+-]?[0-9]+)?):([A-Za-z0-9._-]{1,64})$/;
 
 function encodeCursor(entry: IndexEntry): string {
   return Buffer.from(`${entry.score}:${entry.jobId}`, 'utf8').toString('base64url');

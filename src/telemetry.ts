@@ -15,6 +15,7 @@ export interface Metrics {
   finishes: Counter<'status'>;
   stalledRecoveries: Counter;
   orphanedEntries: Counter<'operation'>;
+  unsupportedEntries: Counter<'operation'>;
   stage: Gauge<'queue' | 'stage'>;
 }
 
@@ -84,7 +85,7 @@ function createMetrics(registry: Registry): Metrics {
     ),
     divergences: counter(
       'dualwrite_divergences_total',
-      'Differences between the layouts seen by reads: missing_new, missing_legacy, field_mismatch, index_orphan, corrupt_record',
+      'Differences between the layouts seen by reads and writes: missing_new, missing_legacy, field_mismatch, index_orphan, corrupt_record, job_id_collision',
       ['kind'],
     ),
     repairs: counter(
@@ -99,7 +100,7 @@ function createMetrics(registry: Registry): Metrics {
     ),
     claims: counter(
       'dualwrite_claims_total',
-      'Claim attempts by outcome: claimed, empty (nothing queued), skipped (entry of a job not queued)',
+      'Claims by outcome: claimed, empty (a claim call that found nothing queued, however long it waited), skipped (an entry of a job not queued, dropped)',
       ['outcome'],
     ),
     finishes: counter(
@@ -115,6 +116,11 @@ function createMetrics(registry: Registry): Metrics {
     orphanedEntries: counter(
       'dualwrite_orphaned_entries_total',
       'Queue or processing entries whose job record is missing, moved to the orphans list',
+      ['operation'],
+    ),
+    unsupportedEntries: counter(
+      'dualwrite_unsupported_entries_total',
+      'Queue or processing entries the package cannot place (an id or workspace_id outside the whitelist), set aside',
       ['operation'],
     ),
     stage:

@@ -74,6 +74,8 @@ export interface RecoverStalledResult {
   recovered: number;
   /** Stalled entries whose job record was gone, moved to the orphans list. */
   orphaned: number;
+  /** Stalled entries the package cannot place (see the unsupported list), moved there. */
+  unsupported: number;
 }
 
 export interface GetJobInput {

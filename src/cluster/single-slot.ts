@@ -36,7 +36,9 @@ export function groupBySlot<T>(items: readonly T[], keyOf: (item: T) => string):
 export function operationKeys(keys: KeyLayout, queueName: string): { operation: string; keys: string[] }[] {
   const { workspaces, jobs, idempotencyKeys } = SAMPLE_IDS;
   const pairs = workspaces.flatMap((workspaceId) => jobs.map((jobId) => ({ workspaceId, jobId })));
-  const queue = [keys.queue(queueName), keys.processing(queueName), keys.claims(queueName), keys.orphans(queueName)];
+  const queue = [
+    keys.queue(queueName), keys.processing(queueName), keys.claims(queueName), keys.orphans(queueName), keys.unsupported(queueName),
+  ];
   const job = ({ workspaceId, jobId }: { workspaceId: string; jobId: string }) => [
     keys.legacyJob(jobId),
     keys.newJob(workspaceId, jobId),
@@ -56,7 +58,7 @@ export function operationKeys(keys: KeyLayout, queueName: string): { operation: 
       operation: 'getJob and listJobs',
       keys: jobs.flatMap((jobId) => job({ workspaceId, jobId }).slice(0, 2)),
     })),
-    { operation: 'backfill, verify and cleanup batches', keys: pairs.flatMap(job) },
+    { operation: 'backfill, verify and cleanup batches', keys: [keys.checkpoint(queueName), ...pairs.flatMap(job)] },
   ];
 }
 

@@ -1,8 +1,9 @@
 import { ValidationError } from '../errors';
-import { ID_PATTERN } from '../keys';
+import { JOB_ID_PATTERN } from '../keys';
 import { escapeGlob } from './scan';
 
-const ID = ID_PATTERN.source.slice(1, -1);
+/** The pattern's body without its anchors, to build a key's regular expression from. */
+const body = (pattern: RegExp) => pattern.source.slice(1, -1);
 /** Valid ids that no sane key text contains, so where they show up in a key is where the ids went. */
 const PROBES = ['Pr0beQx7Aa', 'Pr0beQx7Bb'];
 /** Other valid ids, to prove the builder keeps to the template it showed. */
@@ -25,7 +26,9 @@ export interface KeyTemplate {
   matches(key: string): boolean;
 }
 
-export function keyTemplate(field: string, build: (...ids: string[]) => string, arity: 1 | 2): KeyTemplate {
+/** `idPatterns`: what each argument of the builder takes, in argument order. */
+export function keyTemplate(field: string, build: (...ids: string[]) => string, idPatterns: readonly RegExp[]): KeyTemplate {
+  const arity = idPatterns.length;
   const refuse = (why: string) =>
     new ValidationError(
       field,
@@ -49,7 +52,7 @@ export function keyTemplate(field: string, build: (...ids: string[]) => string, 
   }
   literals.push(key.slice(from));
   // Between two ids there must be a character no id holds, or a key could split two ways.
-  if (literals.slice(1, -1).some((text) => new RegExp(`^${ID}$`).test(text) || text === '')) {
+  if (literals.slice(1, -1).some((text) => new RegExp(`^${body(JOB_ID_PATTERN)}$`).test(text) || text === '')) {
     throw refuse(`the key ${key} has nothing but id characters between its ids`);
   }
   const order = places.map((place) => place.arg);
@@ -59,7 +62,8 @@ export function keyTemplate(field: string, build: (...ids: string[]) => string, 
     if (build(...sample) !== fill(sample)) throw refuse(`for ids ${sample.join(', ')} it built ${build(...sample)}, not ${fill(sample)}`);
   }
 
-  const exact = new RegExp(`^${literals.map(escapeRegExp).join(`(${ID})`)}$`);
+  const groups = order.map((arg) => `(${body(idPatterns[arg])})`);
+  const exact = new RegExp(`^${literals.map((text, i) => escapeRegExp(text) + (groups[i] ?? '')).join('')}$`);
   const loose = new RegExp(`^${literals.map(escapeRegExp).join('[\\s\\S]*')}$`);
   return {
     pattern: literals.map(escapeGlob).join('*'),

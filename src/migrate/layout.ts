@@ -1,5 +1,5 @@
 import { ValidationError } from '../errors';
-import { QUEUE_NAME_PATTERN, type KeyLayout } from '../keys';
+import { ID_PATTERN, JOB_ID_PATTERN, type KeyLayout } from '../keys';
 import { keyTemplate, type KeyTemplate } from './key-template';
 
 /**
@@ -11,8 +11,6 @@ export interface MigrationLayout extends KeyLayout {
   legacyPattern: string;
   newPattern: string;
   indexPattern: string;
-  /** The backfill checkpoint of a queue: a hash. */
-  checkpoint(queueName: string): string;
   /** The jobId of a legacy key, or null when the id part is not a valid id. */
   parseLegacy(key: string): string | null;
   parseNew(key: string): { workspaceId: string; jobId: string } | null;
@@ -24,10 +22,10 @@ export interface MigrationLayout extends KeyLayout {
  * read backwards. The keys a walk scans must not come up in another kind's scan: a new job key in
  * the legacy scan would be reported as a bad legacy record.
  */
-export function migrationLayout(keys: KeyLayout, keyPrefix: string, queueName: string): MigrationLayout {
-  const legacy = keyTemplate('keys.legacyJob', keys.legacyJob, 1);
-  const fresh = keyTemplate('keys.newJob', keys.newJob, 2);
-  const index = keyTemplate('keys.workspaceIndex', keys.workspaceIndex, 1);
+export function migrationLayout(keys: KeyLayout, queueName: string): MigrationLayout {
+  const legacy = keyTemplate('keys.legacyJob', keys.legacyJob, [JOB_ID_PATTERN]);
+  const fresh = keyTemplate('keys.newJob', keys.newJob, [ID_PATTERN, JOB_ID_PATTERN]);
+  const index = keyTemplate('keys.workspaceIndex', keys.workspaceIndex, [ID_PATTERN]);
   const [workspaceId, jobId] = ['acme', 'job_1'];
   const overlaps: [string, KeyTemplate, string, string][] = [
     ['legacyJob', legacy, 'newJob', keys.newJob(workspaceId, jobId)],
@@ -51,10 +49,6 @@ export function migrationLayout(keys: KeyLayout, keyPrefix: string, queueName: s
     legacyPattern: legacy.pattern,
     newPattern: fresh.pattern,
     indexPattern: index.pattern,
-    checkpoint: (name) => {
-      if (!QUEUE_NAME_PATTERN.test(name)) throw new Error(`invalid queue name ${name}`);
-      return `${keyPrefix}dualwrite:backfill:${name}`;
-    },
     parseLegacy: (key) => legacy.parse(key)?.[0] ?? null,
     parseNew: (key) => {
       const ids = fresh.parse(key);

@@ -58,7 +58,7 @@ export class Migration {
       redis: options.redis,
       stage: this.stage,
       queueName: this.queueName,
-      keys: migrationLayout(this.queue.keys, this.keyPrefix, this.queueName),
+      keys: migrationLayout(this.queue.keys, this.queueName),
       scripts: new ScriptRegistry(options.redis, metricsFromOption(options.metrics), logger),
       metrics: migrationMetricsFromOption(options.metrics),
       logger,

@@ -1,4 +1,4 @@
-import { ID_PATTERN, parseQueueEntry } from '../keys';
+import { ID_PATTERN, JOB_ID_PATTERN, parseQueueEntry } from '../keys';
 import { planFor, type Stage } from '../stages';
 import { serversOf } from '../cluster/nodes';
 import { perSlot, readLegacyOwners, runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
@@ -179,7 +179,7 @@ class Walk {
           const members = (await redis.zrange(indexKey, start, start + this.run.batchSize - 1)).map(String);
           const jobs: Job[] = [];
           for (const jobId of members) {
-            if (ID_PATTERN.test(jobId)) jobs.push({ workspaceId, jobId });
+            if (JOB_ID_PATTERN.test(jobId)) jobs.push({ workspaceId, jobId });
             else if (!orphans.has(jobId)) {
               orphans.add(jobId);
               this.tally.add('index_orphan', { key: indexKey, detail: `member ${JSON.stringify(jobId)} is not a job id` });

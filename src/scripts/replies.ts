@@ -2,7 +2,6 @@ import {
   ClaimConflictError,
   DuplicateJobError,
   IdempotencyConflictError,
-  JobIdCollisionError,
   KeyTypeError,
   NotFoundError,
   OutOfMemoryError,
@@ -35,9 +34,12 @@ export function errorForReply(reply: readonly unknown[], context: ReplyContext):
     case 'IDEMPOTENCY_CONFLICT':
       return new IdempotencyConflictError(context.workspaceId, context.idempotencyKey ?? '', a);
     case 'STATUS_CONFLICT':
-      return new StatusConflictError(context.jobId, context.expectedStatus ?? '', a);
-    case 'JOB_ID_COLLISION':
-      return new JobIdCollisionError(context.workspaceId, context.jobId);
+      return new StatusConflictError(
+        context.jobId,
+        b ?? context.expectedStatus ?? '',
+        a,
+        c === 'queued_only' ? "status 'queued' puts no entry on the queue, so only a queued job may be set to it" : undefined,
+      );
     case 'CLAIM_CONFLICT':
       return new ClaimConflictError(context.jobId, context.workerId ?? '', a);
     case 'NO_PERMISSION':

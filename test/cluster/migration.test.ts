@@ -117,7 +117,7 @@ describeCluster('the migration on a Redis Cluster', () => {
         if (progress.done > 0) stop.abort();
       },
     });
-    const checkpoint = await ctx.cluster.hgetall(`dualwrite:backfill:${tag}`);
+    const checkpoint = await ctx.cluster.hgetall(`{${tag}}:dualwrite:backfill:${tag}`);
     const second = await migrationOf(ctx.cluster, tag, 'dualwrite').backfill({ batchSize: 10 });
 
     expect(first.completed).toBe(false);

@@ -86,7 +86,7 @@ describeCluster('every operation on a Redis Cluster, with clusterLayout', () => 
 
     expect(clusterResults).toEqual(singleResults);
     expect(clusterResults[1]).toEqual({ jobId: 'a1', created: false });
-    expect(clusterResults[8]).toEqual({ recovered: 1, orphaned: 0 });
+    expect(clusterResults[8]).toEqual({ recovered: 1, orphaned: 0, unsupported: 0 });
     expect(clusterResults[10]).toMatchObject({ id: 'b1', status: 'running' });
     const state = await clusterState(ctx.cluster);
     expect(comparable(state, PREFIX)).toEqual(comparable(await redisState(single.redis as Redis)));

@@ -134,7 +134,7 @@ describe('scenario 1: reply lost', () => {
     // The first run's claim is held though no caller heard of it; after the timeout it comes back.
     expect((await ctx.redis.zrange('queue:default:processing', 0, -1)).sort()).toEqual(['first', 'second']);
     await new Promise((resolve) => setTimeout(resolve, 150));
-    expect(await queue.recoverStalled()).toEqual({ recovered: 2, orphaned: 0 });
+    expect(await queue.recoverStalled()).toEqual({ recovered: 2, orphaned: 0, unsupported: 0 });
 
     expect((await ctx.redis.lrange('queue:default', 0, -1)).sort()).toEqual(['first', 'second']);
     const report = await checkInvariants(ctx.redis);

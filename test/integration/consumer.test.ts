@@ -8,6 +8,13 @@ const ctx = useRedis();
 const PROCESSING = 'queue:default:processing';
 const CLAIMS = 'queue:default:claims';
 const ORPHANS = 'queue:default:orphans';
+const UNSUPPORTED = 'queue:default:unsupported';
+
+/** How often the server ran a command so far (INFO commandstats). */
+async function commandCalls(redis: Redis, command: string): Promise<number> {
+  const stats = String(await redis.info('commandstats'));
+  return Number(new RegExp(`cmdstat_${command}:calls=(\\d+)`).exec(stats)?.[1] ?? 0);
+}
 
 /** The claim record as claim_job writes it. */
 function claimOf(claimedAt: number, visibilityMs: number, workspaceId: string, workerId: string): string {
@@ -103,18 +110,75 @@ describe('claim', () => {
     const warnings: string[] = [];
     const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
     const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite', { logger });
-    await ctx.redis.rpush('queue:default', 'ghost', 'not a valid id!');
+    await ctx.redis.rpush('queue:default', 'ghost', 'acme:gone');
     const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
 
     const job = await queue.claim({ workerId: 'w1' });
 
     expect(job?.id).toBe(jobId);
     const state = await redisState(ctx.redis);
-    expect(state[ORPHANS]).toEqual(list('ghost', 'not a valid id!'));
+    expect(state[ORPHANS]).toEqual(list('ghost', 'acme:gone'));
     expect(state['queue:default']).toBeUndefined();
     expect(Object.keys(state).sort()).toEqual([CLAIMS, PROCESSING, ORPHANS, `job:${jobId}`, `ws:acme:job:${jobId}`, 'ws:acme:jobs'].sort());
     expect(await metricValue(registry, 'dualwrite_orphaned_entries_total', { operation: 'claim' })).toBe(2);
     expect(warnings.filter((w) => w.includes('orphans'))).toHaveLength(2);
+  });
+
+  it.each(STAGES)(
+    'in %s sets an entry the package cannot place aside in its own list (never the orphans list), counts it, and hands out the next job',
+    async (stage) => {
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+      const { queue, registry } = await makeQueue(ctx.redis, stage, { logger });
+      // A legacy service's job whose id holds a space, and one whose record names no valid workspace:
+      // both have records, so neither is an orphan, and neither may block the head of the queue.
+      const odd = { workspace_id: 'acme', type: 't', payload: '1', status: 'queued', created_at: '1', updated_at: '1' };
+      await ctx.redis.hset('job:order 17', { id: 'order 17', ...odd });
+      await ctx.redis.hset('job:nows', { id: 'nows', ...odd, workspace_id: 'acme corp' });
+      await ctx.redis.rpush('queue:default', 'order 17', 'nows');
+      const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+      const before = await redisState(ctx.redis);
+
+      const job = await queue.claim({ workerId: 'w1' });
+
+      expect(job?.id).toBe(jobId);
+      const state = await redisState(ctx.redis);
+      expect(state[UNSUPPORTED]).toEqual(list('order 17', 'nows'));
+      expect(state[ORPHANS]).toBeUndefined();
+      expect(state['job:order 17']).toEqual(before['job:order 17']);
+      expect(state['job:nows']).toEqual(before['job:nows']);
+      expect(await metricValue(registry, 'dualwrite_unsupported_entries_total', { operation: 'claim' })).toBe(2);
+      expect(await metricValue(registry, 'dualwrite_orphaned_entries_total', { operation: 'claim' })).toBe(0);
+      expect(warnings.filter((w) => w.includes('cannot place'))).toHaveLength(2);
+    },
+  );
+
+  it.each<[Stage, boolean, boolean]>([
+    ['off', true, false],
+    ['dualwrite', true, true],
+    ['shadow', true, true],
+    ['live', true, true],
+    ['rampdown', true, true],
+    ['complete', false, true],
+  ])('in %s claims a legacy job whose id holds a dot, as the legacy service wrote it', async (stage, legacy, fresh) => {
+    const { queue } = await makeQueue(ctx.redis, stage);
+    const old = { id: 'order.1042', workspaceId: 'acme', type: 't', payload: 1, status: 'queued', createdAt: 1_700_000_000_000, updatedAt: 1_700_000_000_000 };
+    await putJob(ctx.redis, 'job:order.1042', old);
+    if (stage === 'complete') await putJob(ctx.redis, 'ws:acme:job:order.1042', old);
+    await ctx.redis.rpush('queue:default', 'order.1042');
+
+    const job = await queue.claim({ workerId: 'w1' });
+
+    expect(job).toMatchObject({ id: 'order.1042', workspaceId: 'acme', status: 'running' });
+    const running = { ...old, status: 'running', updatedAt: job!.updatedAt };
+    const state = await redisState(ctx.redis);
+    expect(state['job:order.1042']).toEqual(jobHash(legacy ? running : old));
+    expect(state['ws:acme:job:order.1042']).toEqual(fresh ? jobHash(running) : undefined);
+    expect(state[PROCESSING]).toEqual(zset(['order.1042', job!.updatedAt + 30_000]));
+    expect(state[ORPHANS]).toBeUndefined();
+    expect(state[UNSUPPORTED]).toBeUndefined();
+    await queue.updateStatus({ workspaceId: 'acme', jobId: 'order.1042', status: 'succeeded', workerId: 'w1' });
+    expect((await queue.getJob({ workspaceId: 'acme', jobId: 'order.1042' }))?.status).toBe('succeeded');
   });
 
   it('drops the entry of a job that was cancelled while queued, without handing it out', async () => {
@@ -149,6 +213,20 @@ describe('claim', () => {
     expect(await metricValue(registry, 'dualwrite_repairs_total', { target: 'new' })).toBe(1);
   });
 
+  it('a repair while claiming copies the absolute expiry too', async () => {
+    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+    const old = { id: 'old', workspaceId: 'acme', type: 't', payload: 1, status: 'queued', createdAt: 1_700_000_000_000, updatedAt: 1_700_000_000_000 };
+    await putJob(ctx.redis, 'job:old', old);
+    const expiresAt = Date.now() + 7_200_321;
+    await ctx.redis.pexpireat('job:old', expiresAt);
+    await ctx.redis.rpush('queue:default', 'old');
+
+    await queue.claim({ workerId: 'w1' });
+
+    const state = await redisState(ctx.redis);
+    expect([state['job:old'].expiresAt, state['ws:acme:job:old'].expiresAt]).toEqual([expiresAt, expiresAt]);
+  });
+
   it('in complete finds a bare entry left from an earlier stage through its legacy record', async () => {
     const early = await makeQueue(ctx.redis, 'rampdown');
     const { jobId } = await early.queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
@@ -174,11 +252,69 @@ describe('claim', () => {
     expect(Object.keys(await redisState(ctx.redis)).sort()).toEqual(['job:late', CLAIMS, PROCESSING, 'ws:acme:job:late', 'ws:acme:jobs'].sort());
   });
 
-  it('answers null after waitMs when nothing arrives', async () => {
-    const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+  it('answers null after waitMs when nothing arrives, counting the call once however often it looked', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+    const lrangeBefore = await commandCalls(ctx.redis, 'lrange');
 
     expect(await queue.claim({ workerId: 'w1', waitMs: 120 })).toBeNull();
+
     expect(await redisState(ctx.redis)).toEqual({});
+    expect((await commandCalls(ctx.redis, 'lrange')) - lrangeBefore).toBeGreaterThan(1);
+    expect(await metricValue(registry, 'dualwrite_claims_total', { outcome: 'empty' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'claim', outcome: 'empty' })).toBe(1);
+  });
+});
+
+describe('a job whose record exists is never stranded, through a rollback from complete and forward again', () => {
+  it('complete refuses a caller-given jobId that a legacy job holds, so the rollback finds one job per key', async () => {
+    const rampdown = await makeQueue(ctx.redis, 'rampdown');
+    await rampdown.queue.enqueue({ workspaceId: 'w1', type: 't', payload: 1, jobId: 'x' });
+    const complete = await makeQueue(ctx.redis, 'complete');
+    const before = await redisState(ctx.redis);
+
+    await expect(complete.queue.enqueue({ workspaceId: 'w2', type: 't', payload: 2, jobId: 'x' })).rejects.toMatchObject({
+      code: 'DUPLICATE_JOB',
+      layout: 'legacy',
+    });
+    expect(await redisState(ctx.redis)).toEqual(before);
+
+    // The documented rollback: w1's job is still claimed and finished as usual.
+    const job = await rampdown.queue.claim({ workerId: 'w' });
+    expect(job).toMatchObject({ id: 'x', workspaceId: 'w1' });
+    await rampdown.queue.updateStatus({ workspaceId: 'w1', jobId: 'x', status: 'succeeded', workerId: 'w' });
+    expect((await complete.queue.getJob({ workspaceId: 'w1', jobId: 'x' }))?.status).toBe('succeeded');
+  });
+
+  it('a job made in complete whose id another workspace took after the rollback is claimed and finished in the new layout only', async () => {
+    const complete = await makeQueue(ctx.redis, 'complete');
+    await complete.queue.enqueue({ workspaceId: 'w2', type: 't', payload: 2, jobId: 'y' });
+    const rampdown = await makeQueue(ctx.redis, 'rampdown');
+    // The legacy key is free, so w1 may take the id after the rollback (nothing can know w2 has it).
+    await rampdown.queue.enqueue({ workspaceId: 'w1', type: 't', payload: 1, jobId: 'y' });
+    const w1Legacy = (await redisState(ctx.redis))['job:y'];
+
+    const first = await rampdown.queue.claim({ workerId: 'a' });
+    const second = await rampdown.queue.claim({ workerId: 'b' });
+
+    expect([first?.workspaceId, first?.source, second?.workspaceId]).toEqual(['w2', 'new', 'w1']);
+    expect(await metricValue(rampdown.registry, 'dualwrite_divergences_total', { kind: 'job_id_collision' })).toBe(1);
+    await rampdown.queue.updateStatus({ workspaceId: 'w2', jobId: 'y', status: 'succeeded', workerId: 'a' });
+    await rampdown.queue.updateStatus({ workspaceId: 'w1', jobId: 'y', status: 'failed', workerId: 'b' });
+
+    const state = await redisState(ctx.redis);
+    expect(state[ORPHANS]).toBeUndefined();
+    expect(state['queue:default']).toBeUndefined();
+    expect(state[PROCESSING]).toBeUndefined();
+    expect((state['ws:w2:job:y'].value as Record<string, string>).status).toBe('succeeded');
+    expect((state['ws:w1:job:y'].value as Record<string, string>).status).toBe('failed');
+    expect((state['job:y'].value as Record<string, string>)).toMatchObject({ workspace_id: 'w1', status: 'failed' });
+    expect({ ...(state['job:y'].value as Record<string, string>), status: 'queued', updated_at: '' }).toEqual({
+      ...(w1Legacy.value as Record<string, string>),
+      updated_at: '',
+    });
+    // Forward to complete again: both jobs read back, nothing stranded.
+    expect((await complete.queue.getJob({ workspaceId: 'w2', jobId: 'y' }))?.status).toBe('succeeded');
+    expect((await complete.queue.getJob({ workspaceId: 'w1', jobId: 'y' }))?.status).toBe('failed');
   });
 });
 
@@ -262,7 +398,7 @@ describe('recoverStalled', () => {
 
     const result = await queue.recoverStalled();
 
-    expect(result).toEqual({ recovered: 1, orphaned: 0 });
+    expect(result).toEqual({ recovered: 1, orphaned: 0, unsupported: 0 });
     const job = (await queue.getJob({ workspaceId: 'acme', jobId }))!;
     expect(job.status).toBe('queued');
     expect(await redisState(ctx.redis)).toEqual({
@@ -285,7 +421,7 @@ describe('recoverStalled', () => {
     await queue.claim({ workerId: 'w1', visibilityTimeoutMs: 60_000 });
     const before = await redisState(ctx.redis);
 
-    expect(await queue.recoverStalled()).toEqual({ recovered: 0, orphaned: 0 });
+    expect(await queue.recoverStalled()).toEqual({ recovered: 0, orphaned: 0, unsupported: 0 });
     expect(await redisState(ctx.redis)).toEqual(before);
   });
 
@@ -296,10 +432,38 @@ describe('recoverStalled', () => {
     await ctx.redis.del(`ws:acme:job:${jobId}`);
     await new Promise((resolve) => setTimeout(resolve, 50));
 
-    expect(await queue.recoverStalled()).toEqual({ recovered: 0, orphaned: 1 });
+    expect(await queue.recoverStalled()).toEqual({ recovered: 0, orphaned: 1, unsupported: 0 });
 
     const state = await redisState(ctx.redis);
     expect(state).toEqual({ [ORPHANS]: list(`acme:${jobId}`), 'ws:acme:jobs': state['ws:acme:jobs'] });
+    expect(await metricValue(registry, 'dualwrite_orphaned_entries_total', { operation: 'recover_stalled' })).toBe(1);
+  });
+
+  it('moves a processing entry whose legacy record expired to the orphans list, and still recovers the stalled jobs beside it', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 2, jobId: 'waiting' });
+    await queue.claim({ workerId: 'w1', visibilityTimeoutMs: 10 });
+    // A claimed legacy job whose TTL ran out: its entry stays in the processing set with no record.
+    await ctx.redis.zadd(PROCESSING, 1, 'ghost');
+    await ctx.redis.hset(CLAIMS, 'ghost', claimOf(0, 1, 'acme', 'w0'));
+    await new Promise((resolve) => setTimeout(resolve, 30));
+    const job = (await queue.getJob({ workspaceId: 'acme', jobId }))!;
+
+    expect(await queue.recoverStalled()).toEqual({ recovered: 1, orphaned: 1, unsupported: 0 });
+
+    const recovered = (await queue.getJob({ workspaceId: 'acme', jobId }))!;
+    const waiting = (await queue.getJob({ workspaceId: 'acme', jobId: 'waiting' }))!;
+    expect(recovered).toMatchObject({ status: 'queued' });
+    expect(await redisState(ctx.redis)).toEqual({
+      [`job:${jobId}`]: jobHash({ ...job, status: 'queued', updatedAt: recovered.updatedAt }),
+      [`ws:acme:job:${jobId}`]: jobHash({ ...job, status: 'queued', updatedAt: recovered.updatedAt }),
+      'job:waiting': jobHash(waiting),
+      'ws:acme:job:waiting': jobHash(waiting),
+      'queue:default': list('waiting', jobId),
+      [ORPHANS]: list('ghost'),
+      'ws:acme:jobs': zset([jobId, job.createdAt], ['waiting', waiting.createdAt]),
+    });
     expect(await metricValue(registry, 'dualwrite_orphaned_entries_total', { operation: 'recover_stalled' })).toBe(1);
   });
 
@@ -309,7 +473,7 @@ describe('recoverStalled', () => {
     for (let i = 0; i < 5; i++) await queue.claim({ workerId: 'w1', visibilityTimeoutMs: 10 });
     await new Promise((resolve) => setTimeout(resolve, 40));
 
-    expect(await queue.recoverStalled({ limit: 3 })).toEqual({ recovered: 3, orphaned: 0 });
+    expect(await queue.recoverStalled({ limit: 3 })).toEqual({ recovered: 3, orphaned: 0, unsupported: 0 });
 
     const state = await redisState(ctx.redis);
     expect((state['queue:default'].value as string[]).length).toBe(3);

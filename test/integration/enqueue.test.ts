@@ -1,6 +1,6 @@
 import { DuplicateJobError, IdempotencyConflictError, KeyTypeError, STAGES, type Stage } from '../../src';
 import { makeQueue, metricValue, useRedis } from '../support/redis';
-import { hash, jobHash, list, redisState, zset } from '../support/state';
+import { jobHash, list, redisState, zset } from '../support/state';
 
 const ctx = useRedis();
 
@@ -162,18 +162,24 @@ describe('enqueue', () => {
       expect(await redisState(ctx.redis)).toEqual(before);
     });
 
-    it('in complete ignores a legacy-only job with the same id: that layout is neither read nor written', async () => {
-      const { queue } = await makeQueue(ctx.redis, 'complete');
-      await ctx.redis.hset('job:old', 'id', 'old', 'workspace_id', 'acme', 'status', 'queued');
+    it.each(['acme', 'other'])(
+      "in complete refuses a jobId whose legacy key holds a job (of workspace %s): a rollback would bring both back under one key",
+      async (owner) => {
+        const { queue } = await makeQueue(ctx.redis, 'complete');
+        await ctx.redis.hset('job:old', 'id', 'old', 'workspace_id', owner, 'status', 'queued');
+        const before = await redisState(ctx.redis);
 
-      const result = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'old' });
+        const error = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'old' }).catch((e) => e);
 
-      expect(result).toEqual({ jobId: 'old', created: true });
-      const state = await redisState(ctx.redis);
-      expect(state['job:old']).toEqual(hash({ id: 'old', workspace_id: 'acme', status: 'queued' }));
-      expect(state['ws:acme:job:old'].value).toMatchObject({ id: 'old', status: 'queued', type: 't' });
-      expect(state['queue:default']).toEqual(list('acme:old'));
-    });
+        expect(error).toBeInstanceOf(DuplicateJobError);
+        expect(error).toMatchObject({ code: 'DUPLICATE_JOB', workspaceId: 'acme', jobId: 'old', layout: 'legacy' });
+        expect(await redisState(ctx.redis)).toEqual(before);
+        // The same holds for a batch.
+        const batchError = await queue.enqueueMany([{ workspaceId: 'acme', type: 't', payload: 1, jobId: 'old' }]).catch((e) => e);
+        expect(batchError).toMatchObject({ code: 'DUPLICATE_JOB', layout: 'legacy', index: 0 });
+        expect(await redisState(ctx.redis)).toEqual(before);
+      },
+    );
   });
 
   describe('wrong key types', () => {

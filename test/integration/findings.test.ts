@@ -93,7 +93,7 @@ describe('review findings', () => {
     await second.getJob({ workspaceId: 'acme', jobId: 'nope' });
 
     expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(metricsAfterFirst);
-    expect(metricsAfterFirst).toHaveLength(11);
+    expect(metricsAfterFirst).toHaveLength(12);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'ok' })).toBe(2);
   });
 

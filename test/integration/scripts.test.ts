@@ -35,7 +35,7 @@ describe('script registry', () => {
     expect(updated.previousStatus).toBe('queued');
     expect(job?.status).toBe('running');
     expect(page.jobs.map((j) => j.id)).toEqual([jobId]);
-    for (const script of ['enqueue_dual.v1', 'update_status_dual.v1', 'read_with_fallback.v1', 'list_index_page.v1']) {
+    for (const script of ['enqueue_dual.v2', 'update_status_dual.v2', 'read_with_fallback.v1', 'list_index_page.v1']) {
       const reloads = await metricValue(registry, 'dualwrite_script_reloads_total', { script });
       expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v1' ? 2 : 1 });
     }

@@ -1,6 +1,5 @@
 import type { Registry } from 'prom-client';
 import {
-  JobIdCollisionError,
   KeyTypeError,
   NotFoundError,
   StatusConflictError,
@@ -78,13 +77,12 @@ function freshUpdatedAt(state: Record<string, KeyState>, key: string, before: nu
   return ms;
 }
 
-const OUTCOMES = ['ok', 'not_found', 'status_conflict', 'job_id_collision', 'key_type', 'validation', 'error'] as const;
+const OUTCOMES = ['ok', 'not_found', 'status_conflict', 'key_type', 'validation', 'error'] as const;
 type Counts = Record<(typeof OUTCOMES)[number] | 'repairedNew' | 'repairedLegacy', number>;
 const NO_COUNTS: Counts = {
   ok: 0,
   not_found: 0,
   status_conflict: 0,
-  job_id_collision: 0,
   key_type: 0,
   validation: 0,
   error: 0,
@@ -196,6 +194,21 @@ describe('updateStatus', () => {
         expect(logger.warn.mock.calls[0][1]).toMatchObject({ target: 'legacy', stage });
       },
     );
+
+    it.each<[string, string, string]>([
+      ['legacy-only', LEGACY, NEW],
+      ['new-only', NEW, LEGACY],
+    ])('a repair of a %s job copies its absolute expiry: both copies expire at the same millisecond', async (_what, from, to) => {
+      const { queue } = await makeQueue(ctx.redis, 'live');
+      await putJob(from, record({ status: 'running' }));
+      const expiresAt = Date.now() + 3_600_123;
+      await ctx.redis.pexpireat(from, expiresAt);
+
+      await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'succeeded' });
+
+      const state = await redisState(ctx.redis);
+      expect([state[from].expiresAt, state[to].expiresAt]).toEqual([expiresAt, expiresAt]);
+    });
 
     it('does not count, log or report a repair when both layouts already hold the job', async () => {
       const logger = recordingLogger();
@@ -358,6 +371,49 @@ describe('updateStatus', () => {
     );
   });
 
+  describe("status 'queued' (no queue entry goes with it)", () => {
+    it.each(ALL_STAGES.flatMap((stage) => (['running', 'succeeded', 'failed', 'cancelled'] as const).map((from) => [stage, from] as const)))(
+      'in %s a %s job is refused with a StatusConflictError, nothing written: it would be stranded',
+      async (stage, from) => {
+        const { queue, registry } = await makeQueue(ctx.redis, stage);
+        if (WRITES_LEGACY.includes(stage)) await putJob(LEGACY, record({ status: from }));
+        if (WRITES_NEW.includes(stage)) await putJob(NEW, record({ status: from }));
+        await putQueueAndIndex();
+        const before = await redisState(ctx.redis);
+
+        const error = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'queued' }).catch((e) => e);
+
+        expect(error).toBeInstanceOf(StatusConflictError);
+        expect(error).toMatchObject({ code: 'STATUS_CONFLICT', jobId: 'j1', expected: 'queued', actual: from });
+        expect(error.message).toContain('only a queued job');
+        expect(await redisState(ctx.redis)).toEqual(before);
+        expect(await counts(registry)).toEqual({ ...NO_COUNTS, status_conflict: 1 });
+      },
+    );
+
+    it('a matching expectedStatus does not lift the rule', async () => {
+      const { queue } = await makeQueue(ctx.redis, 'live');
+      await putJob(LEGACY, record({ status: 'failed' }));
+      await putJob(NEW, record({ status: 'failed' }));
+      const before = await redisState(ctx.redis);
+
+      const error = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'queued', expectedStatus: 'failed' }).catch((e) => e);
+
+      expect(error).toMatchObject({ code: 'STATUS_CONFLICT', expected: 'queued', actual: 'failed' });
+      expect(await redisState(ctx.redis)).toEqual(before);
+    });
+
+    it('a queued job may still be set to queued (it keeps its entry)', async () => {
+      const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+      await putJob(LEGACY, record());
+      await putJob(NEW, record());
+
+      const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'queued' });
+
+      expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'queued', repaired: 'none' });
+    });
+  });
+
   describe('unknown jobs', () => {
     it.each(ALL_STAGES)('in %s an unknown jobId is a NotFoundError and nothing is written', async (stage) => {
       const { queue, registry } = await makeQueue(ctx.redis, stage);
@@ -405,25 +461,29 @@ describe('updateStatus', () => {
     );
 
     it.each(BOTH_WRITE)(
-      "in %s our new record whose job:<id> belongs to another workspace is a JobIdCollisionError, nothing written",
+      "in %s updates our new record whose job:<id> belongs to another workspace, never that key, and counts the collision",
       async (stage) => {
+        // A job made in complete, then a rollback, then another workspace took the legacy key: the
+        // job can have no legacy twin, but it must not be stranded either.
         const { queue, registry } = await makeQueue(ctx.redis, stage);
         await putJob(LEGACY, foreignLegacy());
         await putJob(NEW, record());
         await putQueueAndIndex();
 
-        const error = await queue
-          .updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'succeeded' })
-          .catch((e) => e);
+        const before = Date.now();
+        const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'succeeded' });
+        const after = Date.now();
 
-        expect(error).toBeInstanceOf(JobIdCollisionError);
-        expect(error).toMatchObject({ code: 'JOB_ID_COLLISION', workspaceId: 'acme', jobId: 'j1' });
-        expect(await redisState(ctx.redis)).toEqual({
+        expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'succeeded', repaired: 'none' });
+        const state = await redisState(ctx.redis);
+        const now = freshUpdatedAt(state, NEW, before, after);
+        expect(state).toEqual({
           [LEGACY]: jobHash(foreignLegacy()),
-          [NEW]: jobHash(record()),
+          [NEW]: jobHash(record({ status: 'succeeded', updatedAt: now })),
           ...queueAndIndex(),
         });
-        expect(await counts(registry)).toEqual({ ...NO_COUNTS, job_id_collision: 1 });
+        expect(await counts(registry)).toEqual({ ...NO_COUNTS, ok: 1 });
+        expect(await metricValue(registry, 'dualwrite_divergences_total', { kind: 'job_id_collision' })).toBe(1);
       },
     );
 
@@ -553,9 +613,9 @@ describe('updateStatus', () => {
 
   describe('previousStatus', () => {
     it.each<[Stage, JobStatus, JobStatus]>([
-      ['off', 'failed', 'queued'],
+      ['off', 'failed', 'cancelled'],
       ['shadow', 'succeeded', 'running'],
-      ['rampdown', 'cancelled', 'queued'],
+      ['rampdown', 'queued', 'cancelled'],
       ['complete', 'running', 'failed'],
     ])('in %s reports the %s status the update replaced with %s', async (stage, previous, next) => {
       const { queue, registry } = await makeQueue(ctx.redis, stage);

@@ -1,5 +1,5 @@
 import type Redis from 'ioredis';
-import { ID_PATTERN, JOB_STATUSES } from '../../src';
+import { ID_PATTERN, JOB_ID_PATTERN, JOB_STATUSES } from '../../src';
 
 /**
  * "Nothing lost, duplicated or half-written", checked over the whole database after a fault: reads
@@ -56,14 +56,15 @@ export interface InvariantReport {
 }
 
 const FIELDS = ['id', 'workspace_id', 'type', 'payload', 'status', 'created_at', 'updated_at'];
-const ID = ID_PATTERN.source.slice(1, -1); // the id pattern without its anchors
-const LEGACY = new RegExp(`^job:(${ID})$`);
-const NEW = new RegExp(`^ws:(${ID}):job:(${ID})$`);
+const ID = ID_PATTERN.source.slice(1, -1); // the id patterns without their anchors
+const JOB_ID = JOB_ID_PATTERN.source.slice(1, -1);
+const LEGACY = new RegExp(`^job:(${JOB_ID})$`);
+const NEW = new RegExp(`^ws:(${ID}):job:(${JOB_ID})$`);
 const INDEX = new RegExp(`^ws:(${ID}):jobs$`);
 const IDEMPOTENCY = new RegExp(`^ws:(${ID}):idem:([A-Za-z0-9._:-]{1,200})$`);
 const QUEUE = /^queue:([A-Za-z0-9._-]{1,64})$/;
 const PROCESSING = /^queue:([A-Za-z0-9._-]{1,64}):processing$/;
-const QUEUE_SIDE_KEYS = /^queue:([A-Za-z0-9._-]{1,64}):(claims|orphans)$/;
+const QUEUE_SIDE_KEYS = /^queue:([A-Za-z0-9._-]{1,64}):(claims|orphans|unsupported)$/;
 
 export async function checkInvariants(redis: Redis, options: InvariantOptions = {}): Promise<InvariantReport> {
   const layoutsOf = typeof options.layouts === 'function' ? options.layouts : () => (options.layouts ?? 'both') as ExpectedLayouts;

@@ -40,7 +40,8 @@ export class QueueModel {
         ? predicted({ jobId: remembered.jobId, created: false })
         : refused('IDEMPOTENCY_CONFLICT');
     }
-    if (givenJobId && plan.writeLegacy && this.legacy.has(givenJobId)) return refused('DUPLICATE_JOB');
+    // The legacy key is global: a jobId it holds is refused in every stage, complete included.
+    if (givenJobId && this.legacy.has(givenJobId)) return refused('DUPLICATE_JOB');
     if (givenJobId && plan.writeNew && this.new.has(`${workspaceId}/${givenJobId}`)) return refused('DUPLICATE_JOB');
     return {
       ok: true as const,
@@ -67,10 +68,10 @@ export class QueueModel {
     let source: { status: JobStatus } | undefined;
     let repaired: 'none' | 'new' | 'legacy' = 'none';
     if (plan.writeLegacy && plan.writeNew) {
-      if (legacyState === 'foreign') return refused(newRecord ? 'JOB_ID_COLLISION' : 'NOT_FOUND');
       if (legacyState === 'ours' && newRecord) source = plan.readFrom === 'legacy' ? legacy : newRecord;
       else if (legacyState === 'ours') [source, repaired] = [legacy, 'new'];
-      else if (newRecord) [source, repaired] = [newRecord, 'legacy'];
+      // A legacy key of another workspace is never written: the job lives in the new layout only.
+      else if (newRecord) [source, repaired] = [newRecord, legacyState === 'foreign' ? 'none' : 'legacy'];
     } else if (plan.writeLegacy) {
       if (legacyState === 'ours') source = legacy;
     } else {
@@ -79,12 +80,14 @@ export class QueueModel {
     if (!source) return refused('NOT_FOUND');
     const previousStatus = source.status;
     if (expectedStatus && previousStatus !== expectedStatus) return refused('STATUS_CONFLICT');
+    if (status === 'queued' && previousStatus !== 'queued') return refused('STATUS_CONFLICT');
 
+    const legacyWritten = plan.writeLegacy && legacyState !== 'foreign';
     if (repaired === 'new') this.indexOf(workspaceId).add(jobId);
-    if (plan.writeLegacy) this.legacy.set(jobId, { workspaceId, status });
+    if (legacyWritten) this.legacy.set(jobId, { workspaceId, status });
     if (plan.writeNew) this.new.set(id, { status });
     // A write to one layout of a job that has both leaves them apart; a write to both joins them.
-    this.inSync.set(id, plan.writeLegacy && plan.writeNew);
+    this.inSync.set(id, legacyWritten && plan.writeNew);
     return predicted({ jobId, previousStatus, status, repaired });
   }
 

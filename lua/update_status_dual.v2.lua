@@ -1,5 +1,5 @@
 #!lua
--- update_status_dual v1: set a job's status in every layout the stage writes, or in none. A
+-- update_status_dual v2: set a job's status in every layout the stage writes, or in none. A
 -- terminal status (succeeded, failed, cancelled) also ends the job's claim, in the same step.
 --
 -- @keys 5
@@ -17,19 +17,23 @@
 -- ARGV[9], ARGV[10] the job's queue entry in both forms: "<jobId>" and "<workspaceId>:<jobId>"
 --
 -- Replies (first element is the reply code):
---   {'UPDATED', previousStatus, repaired, updatedAtMs, finished}
---        repaired: 'none' | 'new' | 'legacy'; finished: '1' when a claim ended, else '0'
+--   {'UPDATED', previousStatus, repaired, updatedAtMs, finished, legacyForeign}
+--        repaired: 'none' | 'new' | 'legacy'; finished: '1' when a claim ended, else '0';
+--        legacyForeign: '1' when job:<jobId> holds another workspace's job, so only the new
+--        record was written (it can have no legacy twin), else '0'
 --   {'NOT_FOUND'}                        no record of this workspace in the layouts the stage reads
---   {'STATUS_CONFLICT', actualStatus}    expectedStatus did not match: nothing written
+--   {'STATUS_CONFLICT', actualStatus, expected, rule}
+--        nothing written; rule 'expected_status': expectedStatus did not match; rule 'queued_only':
+--        the status is 'queued' and the job is not (a status change puts no entry on the queue, so
+--        the job would be stranded)
 --   {'CLAIM_CONFLICT', claimant}         the guard's worker does not hold the claim ('' = nobody
 --                                        does): nothing written
---   {'JOB_ID_COLLISION'}                 job:<jobId> belongs to another workspace, and writing it
---                                        would destroy that job: nothing written
 --   {'WRONGTYPE', key, expected, actual} a key holds another type: nothing written
 --   {'NO_PERMISSION', command, key}      the ACL user may not run a write: nothing written
 --
 -- Repairs happen only when the stage writes both layouts: a job that exists in one layout only is
--- copied (all its fields) to the other before the update, so both layouts end equal.
+-- copied (all its fields and its absolute expiry) to the other before the update, so both layouts
+-- end equal. A legacy key holding another workspace's job is never written.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
 local legacyKey, newKey, indexKey, processingKey, claimsKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -66,24 +70,17 @@ local newExists = writeNew and redis.call('EXISTS', newKey) == 1
 
 -- The source is the record the update starts from; a repair copies it to the layout that lacks it.
 local sourceKey, repaired = nil, 'none'
-if writeBoth then
-  if legacyState == 'foreign' then
-    if newExists then return {'JOB_ID_COLLISION'} end
-    return {'NOT_FOUND'}
-  end
-  if legacyState == 'ours' and newExists then
-    sourceKey = (authority == 'legacy') and legacyKey or newKey
-  elseif legacyState == 'ours' then
-    sourceKey, repaired = legacyKey, 'new'
-  elseif newExists then
-    sourceKey, repaired = newKey, 'legacy'
-  end
-elseif writeLegacy then
-  if legacyState == 'ours' then sourceKey = legacyKey end
+if legacyState == 'ours' and newExists then
+  sourceKey = (authority == 'legacy') and legacyKey or newKey
+elseif legacyState == 'ours' then
+  sourceKey = legacyKey
+  if writeBoth then repaired = 'new' end
 elseif newExists then
   sourceKey = newKey
+  if writeBoth and legacyState == 'absent' then repaired = 'legacy' end
 end
 if not sourceKey then return {'NOT_FOUND'} end
+local legacyWritten = writeLegacy and legacyState ~= 'foreign'
 
 local claimedEntry, claimant = nil, nil
 for _, entry in ipairs(entries) do
@@ -100,17 +97,27 @@ local finishing = terminal and claimedEntry ~= nil
 
 local previousStatus = redis.call('HGET', sourceKey, 'status') or ''
 if expectedStatus ~= '' and previousStatus ~= expectedStatus then
-  return {'STATUS_CONFLICT', previousStatus}
+  return {'STATUS_CONFLICT', previousStatus, expectedStatus, 'expected_status'}
 end
+-- 'queued' without a queue entry would strand the job: no worker would ever take it.
+if status == 'queued' and previousStatus ~= 'queued' then
+  return {'STATUS_CONFLICT', previousStatus, 'queued', 'queued_only'}
+end
+
+local copyFrom, copyTo = nil, nil
+if repaired == 'new' then copyFrom, copyTo = legacyKey, newKey end
+if repaired == 'legacy' then copyFrom, copyTo = newKey, legacyKey end
+local expiresAt = copyFrom and redis.call('PEXPIRETIME', copyFrom) or -1
 
 -- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
 -- leave the writes before it behind: ask about every write first.
 local function refused(command, key, ...)
   if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
 end
-local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
+local denied = (legacyWritten and refused('HSET', legacyKey, 'f', 'v'))
   or (writeNew and refused('HSET', newKey, 'f', 'v'))
   or (repaired == 'new' and refused('ZADD', indexKey, 'NX', '0', jobId))
+  or (expiresAt > 0 and refused('PEXPIREAT', copyTo, '1'))
   or (finishing and (refused('ZREM', processingKey, claimedEntry) or refused('HDEL', claimsKey, claimedEntry)))
 if denied then return denied end
 
@@ -118,16 +125,17 @@ if denied then return denied end
 local time = redis.call('TIME')
 local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
 
+if copyFrom then
+  redis.call('HSET', copyTo, unpack(redis.call('HGETALL', copyFrom)))
+  if expiresAt > 0 then redis.call('PEXPIREAT', copyTo, expiresAt) end
+end
 if repaired == 'new' then
-  redis.call('HSET', newKey, unpack(redis.call('HGETALL', legacyKey)))
   local createdAt = redis.call('HGET', legacyKey, 'created_at')
   if not tonumber(createdAt) then createdAt = nowMs end
   redis.call('ZADD', indexKey, 'NX', createdAt, jobId)
-elseif repaired == 'legacy' then
-  redis.call('HSET', legacyKey, unpack(redis.call('HGETALL', newKey)))
 end
 
-if writeLegacy then redis.call('HSET', legacyKey, 'status', status, 'updated_at', nowMs) end
+if legacyWritten then redis.call('HSET', legacyKey, 'status', status, 'updated_at', nowMs) end
 if writeNew then redis.call('HSET', newKey, 'status', status, 'updated_at', nowMs) end
 
 if finishing then
@@ -135,4 +143,4 @@ if finishing then
   redis.call('HDEL', claimsKey, claimedEntry)
 end
 
-return {'UPDATED', previousStatus, repaired, nowMs, finishing and '1' or '0'}
+return {'UPDATED', previousStatus, repaired, nowMs, finishing and '1' or '0', legacyState == 'foreign' and '1' or '0'}

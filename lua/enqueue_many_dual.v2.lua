@@ -1,12 +1,12 @@
 #!lua
--- enqueue_many_dual v1: enqueue_dual for a batch, all or nothing: one refused job and nothing of
+-- enqueue_many_dual v2: enqueue_dual for a batch, all or nothing: one refused job and nothing of
 -- the batch is written. Replays return the original job like enqueue_dual, also when the same
 -- idempotency key appears twice in the batch.
 --
 -- @keys 1 + 4 per job (at most 1000 jobs per call)
 -- KEYS[1]    queueKey        list    RPUSH of every created job's entry, in batch order
 -- KEYS[4i-2] idempotencyKey  string  of job i; untouched when its fingerprint is ''
--- KEYS[4i-1] legacyKey       hash    job:<jobId>; untouched when ARGV[1] is '0'
+-- KEYS[4i-1] legacyKey       hash    job:<jobId>; must be free in every stage, written only when ARGV[1] is '1'
 -- KEYS[4i]   newKey          hash    ws:<workspaceId>:job:<jobId>; untouched when ARGV[2] is '0'
 -- KEYS[4i+1] indexKey        zset    ws:<workspaceId>:jobs
 --
@@ -47,10 +47,12 @@ local problem
 local remembered, taken, indexChecked = {}, {}, {}
 
 -- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
-local function free(key, layout)
+-- The legacy key is global, so it must be free even where the stage does not write it (see enqueue_dual).
+local function free(key, layout, written)
   local actual = taken[key] and 'hash' or kind(key)
   if actual == 'hash' then return {'DUPLICATE', layout} end
   if actual ~= 'none' then return {'WRONGTYPE', key, 'hash', actual} end
+  if not written then return end
   taken[key] = true
   return refused('HSET', key, 'f', 'v')
 end
@@ -91,7 +93,7 @@ for i = 1, jobs do
   if replayOf then
     replies[2 * i - 1], replies[2 * i] = replayOf, 0
   else
-    problem = (writeLegacy and free(legacyKey, 'legacy')) or (writeNew and free(newKey, 'new'))
+    problem = free(legacyKey, 'legacy', writeLegacy) or (writeNew and free(newKey, 'new', true))
     if problem then return {'AT', i, problem} end
     created[#created + 1] = i
     replies[2 * i - 1], replies[2 * i] = jobId, 1

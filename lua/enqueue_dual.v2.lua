@@ -1,10 +1,10 @@
 #!lua
--- enqueue_dual v1: create one job in the layouts the stage writes, push it on the queue, index it,
+-- enqueue_dual v2: create one job in the layouts the stage writes, push it on the queue, index it,
 -- and remember the idempotency key, all in one atomic step.
 --
 -- @keys 5
 -- KEYS[1] idempotencyKey  string  "<fingerprint>:<jobId>"; untouched when ARGV[5] is ''
--- KEYS[2] legacyKey       hash    job:<jobId>; untouched when ARGV[7] is '0'
+-- KEYS[2] legacyKey       hash    job:<jobId>; must be free in every stage, written only when ARGV[7] is '1'
 -- KEYS[3] newKey          hash    ws:<workspaceId>:job:<jobId>; untouched when ARGV[8] is '0'
 -- KEYS[4] queueKey        list    RPUSH of ARGV[9]
 -- KEYS[5] indexKey        zset    member jobId, score created_at (ms)
@@ -19,7 +19,10 @@
 --   {'CREATED', jobId, createdAtMs}
 --   {'REPLAY', originalJobId}               same idempotency key, same request: nothing written, TTL kept
 --   {'IDEMPOTENCY_CONFLICT', originalJobId} same idempotency key, different request: nothing written
---   {'DUPLICATE', layout}                   the jobId exists in 'legacy' or 'new': nothing written
+--   {'DUPLICATE', layout}                   the jobId exists in 'legacy' or 'new': nothing written.
+--                                           The legacy key is global, so a jobId it holds is refused
+--                                           even where the stage does not write it (complete): a
+--                                           rollback would bring both jobs back under one key
 --   {'WRONGTYPE', key, expected, actual}    a key holds another type: nothing written
 --   {'NO_PERMISSION', command, key}         the ACL user may not run a write: nothing written
 --
@@ -60,7 +63,7 @@ local function taken(key, layout)
   if actual == 'hash' then return {'DUPLICATE', layout} end
   return wrongType(key, 'hash', actual)
 end
-problem = (writeLegacy and taken(legacyKey, 'legacy')) or (writeNew and taken(newKey, 'new'))
+problem = taken(legacyKey, 'legacy') or (writeNew and taken(newKey, 'new'))
 if problem then return problem end
 
 -- Redis checks ACLs at each command, so a user allowed these reads but not a later write would

@@ -1,5 +1,5 @@
 #!lua
--- claim_job v1: hand one queued job to a worker. Takes its entry off the queue, records the claim
+-- claim_job v2: hand one queued job to a worker. Takes its entry off the queue, records the claim
 -- (who, when, until when) and sets status 'running' in every layout the stage writes, in one step:
 -- a worker that dies after this call is found by recover_stalled; before it, nothing happened.
 --
@@ -8,28 +8,35 @@
 -- KEYS[2] processingKey  zset  queue:<name>:processing, member entry, score claim deadline (ms)
 -- KEYS[3] claimsKey      hash  queue:<name>:claims,
 --                              entry -> "<claimedAtMs>:<visibilityMs>:<workspaceId>:<workerId>"
--- KEYS[4] orphansKey     list  queue:<name>:orphans, entries whose job record is missing
+-- KEYS[4] asideKey       list  where the entry goes when it leads to no job: queue:<name>:orphans
+--                              (no record), or queue:<name>:unsupported when the caller found a
+--                              record the package cannot place (ARGV[2] is then '')
 -- KEYS[5] legacyKey      hash  job:<jobId>; neither read nor written when ARGV[5] is '0'
 -- KEYS[6] newKey         hash  ws:<workspaceId>:job:<jobId>; neither read nor written when ARGV[6] is '0'
 -- KEYS[7] indexKey       zset  ws:<workspaceId>:jobs; gains the job when a repair copies it to the new layout
+--                              (KEYS[5..7] are stand-ins, never touched, when ARGV[2] is '')
 --
--- ARGV[1] entry, as the queue holds it   ARGV[2] workspaceId ('' when no record names one)
+-- ARGV[1] entry, as the queue holds it   ARGV[2] workspaceId ('' when no record names a valid one)
 -- ARGV[3] jobId   ARGV[4] workerId       ARGV[5] writeLegacy '1'|'0'   ARGV[6] writeNew '1'|'0'
 -- ARGV[7] authority 'legacy'|'new'       ARGV[8] how deep in the queue the entry may sit
 -- ARGV[9] visibility timeout (ms)
 --
 -- Replies (first element is the reply code):
---   {'CLAIMED', repaired, fields}        fields: flat HGETALL of the authoritative record, now running;
---                                        repaired: 'none' | 'new' | 'legacy' (as update_status_dual)
+--   {'CLAIMED', repaired, fields, legacyForeign}
+--        fields: flat HGETALL of the authoritative record (the new one when the legacy key is
+--        another workspace's), now running; repaired: 'none' | 'new' | 'legacy' (as
+--        update_status_dual); legacyForeign '1' when job:<jobId> holds another workspace's job, so
+--        only the new layout was written
 --   {'MOVED'}                            the entry is no longer near the queue's head: nothing written
---   {'ORPHANED'}                         no record of the job: the entry moved to the orphans list
+--   {'SET_ASIDE'}                        the entry leads to no job: it moved to KEYS[4]
 --   {'SKIPPED', status}                  the job is not 'queued' (finished or claimed): entry dropped
 --   {'WRONGTYPE', key, expected, actual} nothing written
 --   {'NO_PERMISSION', command, key}      nothing written
 --
+-- A repair copies the record's absolute expiry too, so both copies expire at the same millisecond.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
-local queueKey, processingKey, claimsKey, orphansKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local queueKey, processingKey, claimsKey, asideKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
 local legacyKey, newKey, indexKey = KEYS[5], KEYS[6], KEYS[7]
 local entry, workspaceId, jobId, workerId = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
 local writeLegacy, writeNew, authority = ARGV[5] == '1', ARGV[6] == '1', ARGV[7]
@@ -48,7 +55,7 @@ local function refused(command, key, ...)
 end
 
 local problem = wrongType(queueKey, 'list') or wrongType(processingKey, 'zset')
-  or wrongType(claimsKey, 'hash') or wrongType(orphansKey, 'list')
+  or wrongType(claimsKey, 'hash') or wrongType(asideKey, 'list')
   or (known and writeLegacy and wrongType(legacyKey, 'hash'))
   or (known and writeNew and wrongType(newKey, 'hash'))
   or (known and writeBoth and wrongType(indexKey, 'zset'))
@@ -57,8 +64,10 @@ if problem then return problem end
 if not redis.call('LPOS', queueKey, entry, 'MAXLEN', depth) then return {'MOVED'} end
 
 -- Which record this claim starts from, and which layout lacks it (as update_status_dual decides).
-local legacyOurs = known and writeLegacy and redis.call('EXISTS', legacyKey) == 1
-  and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId
+-- A legacy key is global: one holding another workspace's job is never read or written for this one.
+local legacyExists = known and writeLegacy and redis.call('EXISTS', legacyKey) == 1
+local legacyOurs = legacyExists and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId
+local legacyForeign = legacyExists and not legacyOurs
 local newExists = known and writeNew and redis.call('EXISTS', newKey) == 1
 local sourceKey, repaired = nil, 'none'
 if legacyOurs and newExists then
@@ -68,18 +77,15 @@ elseif legacyOurs then
   if writeBoth then repaired = 'new' end
 elseif newExists then
   sourceKey = newKey
-  if writeBoth then
-    -- a legacy key of another workspace is never overwritten: such an entry is an orphan here
-    if redis.call('EXISTS', legacyKey) == 1 then sourceKey = nil else repaired = 'legacy' end
-  end
+  if writeBoth and not legacyForeign then repaired = 'legacy' end
 end
 
 if not sourceKey then
-  problem = refused('LREM', queueKey, '1', entry) or refused('RPUSH', orphansKey, entry)
+  problem = refused('LREM', queueKey, '1', entry) or refused('RPUSH', asideKey, entry)
   if problem then return problem end
   redis.call('LREM', queueKey, 1, entry)
-  redis.call('RPUSH', orphansKey, entry)
-  return {'ORPHANED'}
+  redis.call('RPUSH', asideKey, entry)
+  return {'SET_ASIDE'}
 end
 
 local status = redis.call('HGET', sourceKey, 'status') or ''
@@ -90,9 +96,16 @@ if status ~= 'queued' then
   return {'SKIPPED', status}
 end
 
-problem = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
+local legacyWritten = writeLegacy and not legacyForeign
+local copyFrom, copyTo = nil, nil
+if repaired == 'new' then copyFrom, copyTo = legacyKey, newKey end
+if repaired == 'legacy' then copyFrom, copyTo = newKey, legacyKey end
+local expiresAt = copyFrom and redis.call('PEXPIRETIME', copyFrom) or -1
+
+problem = (legacyWritten and refused('HSET', legacyKey, 'f', 'v'))
   or (writeNew and refused('HSET', newKey, 'f', 'v'))
   or (repaired == 'new' and refused('ZADD', indexKey, 'NX', '0', jobId))
+  or (expiresAt > 0 and refused('PEXPIREAT', copyTo, '1'))
   or refused('LREM', queueKey, '1', entry)
   or refused('ZADD', processingKey, '0', entry)
   or refused('HSET', claimsKey, entry, 'v')
@@ -102,20 +115,22 @@ if problem then return problem end
 local time = redis.call('TIME')
 local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
 
+if copyFrom then
+  redis.call('HSET', copyTo, unpack(redis.call('HGETALL', copyFrom)))
+  if expiresAt > 0 then redis.call('PEXPIREAT', copyTo, expiresAt) end
+end
 if repaired == 'new' then
-  redis.call('HSET', newKey, unpack(redis.call('HGETALL', legacyKey)))
   local createdAt = redis.call('HGET', legacyKey, 'created_at')
   if not tonumber(createdAt) then createdAt = nowMs end
   redis.call('ZADD', indexKey, 'NX', createdAt, jobId)
-elseif repaired == 'legacy' then
-  redis.call('HSET', legacyKey, unpack(redis.call('HGETALL', newKey)))
 end
-if writeLegacy then redis.call('HSET', legacyKey, 'status', 'running', 'updated_at', nowMs) end
+if legacyWritten then redis.call('HSET', legacyKey, 'status', 'running', 'updated_at', nowMs) end
 if writeNew then redis.call('HSET', newKey, 'status', 'running', 'updated_at', nowMs) end
 
 redis.call('LREM', queueKey, 1, entry)
 redis.call('ZADD', processingKey, tonumber(nowMs) + tonumber(visibilityMs), entry)
 redis.call('HSET', claimsKey, entry, nowMs .. ':' .. visibilityMs .. ':' .. workspaceId .. ':' .. workerId)
 
-local authoritativeKey = (authority == 'legacy') and legacyKey or newKey
-return {'CLAIMED', repaired, redis.call('HGETALL', authoritativeKey)}
+-- The legacy record exists now unless the key is another workspace's (then only the new one does).
+local authoritativeKey = (authority == 'legacy' and not legacyForeign) and legacyKey or newKey
+return {'CLAIMED', repaired, redis.call('HGETALL', authoritativeKey), legacyForeign and '1' or '0'}
