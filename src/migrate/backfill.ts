@@ -1,9 +1,9 @@
 import { ValidationError, WrongStageError } from '../errors';
-import { ID_PATTERN } from '../keys';
 import { STAGES, type Stage } from '../stages';
 import { clearCheckpoint, readCheckpoint, serverRunId, writeCheckpoint } from './checkpoint';
 import { serversOf } from '../cluster/nodes';
-import { readLegacyOwners, runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
+import { runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
+import { BAD_JOB_ID_DETAIL, LEGACY_RECORD_PROBLEMS, readLegacyRecords } from './legacy-record';
 import { checkRunOptions, type RunOptions } from './options';
 import { Pacer, perSecond } from './pacing';
 import { scanPage } from './scan';
@@ -16,8 +16,12 @@ export type BackfillMode = 'copy' | 'resync';
 export const BACKFILL_RESULTS = ['copied', 'resynced', 'same', 'conflict', 'skipped', 'gone'] as const;
 export type BackfillResult = (typeof BACKFILL_RESULTS)[number];
 
-/** Why a legacy job was skipped: each needs a person, none is resolved silently. */
-export const SKIP_REASONS = ['bad_job_id', 'bad_workspace_id', 'bad_created_at', 'workspace_changed', 'wrong_type'] as const;
+/**
+ * Why a legacy job was skipped: each needs a person, none is resolved silently. The bad records are
+ * those verify reports as bad_legacy_record (one definition, legacy-record.ts); workspace_changed
+ * is a record whose workspace_id changed while the batch was prepared.
+ */
+export const SKIP_REASONS = [...LEGACY_RECORD_PROBLEMS, 'workspace_changed'] as const;
 export type SkipReason = (typeof SKIP_REASONS)[number];
 
 export interface BackfillOptions extends RunOptions {
@@ -41,6 +45,8 @@ export interface BackfillReport {
   checkpointKey: string;
   /** Legacy keys examined, the resumed run's share included. */
   examined: number;
+  /** Keys under the legacy pattern that the exclude option left out (this run's share). */
+  excluded: number;
   results: Record<BackfillResult, number>;
   skipped: Record<SkipReason, number>;
   /** Jobs already in the new layout but missing from their workspace index, now indexed. */
@@ -96,6 +102,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   let indexed = counts.indexed ?? 0;
   let examined = counts.examined ?? 0;
   const examinedBefore = examined;
+  let excluded = 0;
   const walk = new ServerWalk(servers, resumed ? { serverId: saved.serverRunId, cursor: saved.cursor, done: saved.done } : undefined);
   const startedAt = resumed ? saved.startedAt : started;
   const pacer = new Pacer(run.rateLimit, run.signal);
@@ -115,23 +122,21 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   };
 
   do {
-    const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize);
+    const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize, context.isExcluded);
+    excluded += page.excluded;
     const candidates: { legacyKey: string; jobId: string }[] = [];
     for (const legacyKey of page.keys) {
       const jobId = keys.parseLegacy(legacyKey);
       if (jobId) candidates.push({ legacyKey, jobId });
-      else skip('bad_job_id', legacyKey);
+      else skip('bad_job_id', legacyKey, BAD_JOB_ID_DETAIL);
     }
-    const owners = await readLegacyOwners(redis, candidates.map((c) => c.legacyKey));
+    const records = await readLegacyRecords(redis, candidates.map((c) => c.legacyKey));
     const jobs: { legacyKey: string; jobId: string; workspaceId: string }[] = [];
     candidates.forEach((candidate, i) => {
-      const owner = owners[i];
-      if (owner.state === 'gone') results.add('gone');
-      else if (owner.state === 'wrong_type') skip('wrong_type', candidate.legacyKey);
-      else if (owner.state === 'no_workspace_id') skip('bad_workspace_id', candidate.legacyKey, 'no workspace_id field');
-      else if (!ID_PATTERN.test(owner.workspaceId)) {
-        skip('bad_workspace_id', candidate.legacyKey, describeBad(owner.workspaceId));
-      } else jobs.push({ ...candidate, workspaceId: owner.workspaceId });
+      const legacy = records[i];
+      if (legacy.state === 'gone') results.add('gone');
+      else if (legacy.state === 'bad') skip(legacy.problem, candidate.legacyKey, legacy.detail);
+      else jobs.push({ ...candidate, workspaceId: legacy.workspaceId });
     });
 
     for (const batch of slotBatches(context, jobs, (job) => job.legacyKey, run.batchSize)) {
@@ -151,7 +156,8 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
             if (detail === '1') indexed += 1;
             return results.add('same');
           case 'resynced':
-            return results.add('resynced', { key, fields: detail as string[] });
+            // No differing field: only the expiry differed, and now the legacy one's holds.
+            return results.add('resynced', (detail as string[]).length > 0 ? { key, fields: detail as string[] } : { key, detail: 'expiry' });
           case 'conflict':
             return results.add('conflict', { key, fields: detail as string[] });
           case 'gone':
@@ -159,7 +165,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
           case 'changed':
             return skip('workspace_changed', key);
           case 'bad_created_at':
-            return skip('bad_created_at', key);
+            return skip('bad_created_at', key, 'created_at changed to a value that is not a number of ms');
           case 'wrongtype':
             return skip('wrong_type', String(detail));
           default:
@@ -199,6 +205,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
     resumed,
     checkpointKey,
     examined,
+    excluded,
     results: results.counts,
     skipped: skipped.counts,
     indexed,
@@ -212,10 +219,4 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
     ...results.nonZero(),
   });
   return report;
-}
-
-/** A bad value for a report: enough to recognise it, never a wall of text. */
-function describeBad(value: string): string {
-  const shown = value.length > 40 ? `${value.slice(0, 40)}...` : value;
-  return `workspace_id ${JSON.stringify(shown)} is not a valid id`;
 }

@@ -1,8 +1,9 @@
 import { ValidationError, VerifyNotCleanError, WrongStageError } from '../errors';
-import { ID_PATTERN, parseQueueEntry } from '../keys';
+import { parseQueueEntry } from '../keys';
 import type { Stage } from '../stages';
 import { serversOf } from '../cluster/nodes';
-import { readLegacyOwners, runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
+import { runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
+import { BAD_JOB_ID_DETAIL, readLegacyRecords } from './legacy-record';
 import { checkRunOptions, type RunOptions } from './options';
 import { Pacer, perSecond } from './pacing';
 import { scanPage } from './scan';
@@ -18,7 +19,7 @@ export const CLEANUP_RESULTS = [
   'kept_queued',
   /** kept: no new record exists */
   'kept_no_new',
-  /** kept: not a job this package can place (bad id, no valid workspace_id, another type) */
+  /** kept: not a job this package can place (a bad record, as backfill and verify define it) */
   'kept_bad_record',
   /** kept: it changed while the batch was prepared; the next run looks again */
   'kept_changed',
@@ -43,6 +44,8 @@ export interface CleanupReport {
   verify: VerifyReport;
   /** Legacy keys examined after the verify. */
   examined: number;
+  /** Keys under the legacy pattern that the exclude option left out. */
+  excluded: number;
   results: Record<CleanupResult, number>;
   /** Up to sampleLimit per kind of kept key. */
   samples: Sample[];
@@ -65,7 +68,7 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
   const { yes: _yes, ...verifyOptions } = run;
   const verified = await verify(context, verifyOptions);
   const tally = new Tally(CLEANUP_RESULTS, run.sampleLimit);
-  const report = (completed: boolean, examined: number): CleanupReport => {
+  const report = (completed: boolean, examined: number, excluded: number): CleanupReport => {
     const durationMs = Date.now() - started;
     return {
       operation: 'cleanup',
@@ -74,13 +77,14 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
       completed,
       verify: verified,
       examined,
+      excluded,
       results: tally.counts,
       samples: tally.samples,
       durationMs,
       jobsPerSecond: perSecond(examined, durationMs),
     };
   };
-  if (!verified.completed) return report(false, 0);
+  if (!verified.completed) return report(false, 0, 0);
   if (!verified.clean) {
     const found = Object.fromEntries(Object.entries(verified.divergences).filter(([, n]) => n > 0));
     throw new VerifyNotCleanError(found, verified.samples);
@@ -92,22 +96,24 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
   // Every master of a Cluster in turn: each holds only its own slots' keys.
   const walk = new ServerWalk((await serversOf(redis)).map((server) => ({ id: server.name, redis: server.redis })));
   let examined = 0;
+  let excluded = 0;
   do {
-    const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize);
+    const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize, context.isExcluded);
+    excluded += page.excluded;
     const candidates: { legacyKey: string; jobId: string }[] = [];
     for (const legacyKey of page.keys) {
       const jobId = keys.parseLegacy(legacyKey);
-      if (!jobId) tally.add('kept_bad_record', { key: legacyKey, detail: 'the key holds no valid job id' });
+      if (!jobId) tally.add('kept_bad_record', { key: legacyKey, detail: BAD_JOB_ID_DETAIL });
       else if (queued.has(jobId)) tally.add('kept_queued', { key: legacyKey });
       else candidates.push({ legacyKey, jobId });
     }
-    const owners = await readLegacyOwners(redis, candidates.map((c) => c.legacyKey));
+    const records = await readLegacyRecords(redis, candidates.map((c) => c.legacyKey));
     const jobs: { legacyKey: string; jobId: string; workspaceId: string }[] = [];
     candidates.forEach((candidate, i) => {
-      const owner = owners[i];
-      if (owner.state === 'gone') tally.add('gone');
-      else if (owner.state === 'ok' && ID_PATTERN.test(owner.workspaceId)) jobs.push({ ...candidate, workspaceId: owner.workspaceId });
-      else tally.add('kept_bad_record', { key: candidate.legacyKey, detail: 'no valid workspace_id' });
+      const legacy = records[i];
+      if (legacy.state === 'gone') tally.add('gone');
+      else if (legacy.state === 'ok') jobs.push({ ...candidate, workspaceId: legacy.workspaceId });
+      else tally.add('kept_bad_record', { key: candidate.legacyKey, detail: legacy.detail });
     });
 
     for (const batch of slotBatches(context, jobs, (job) => job.legacyKey, run.batchSize)) {
@@ -134,7 +140,7 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
   context.logger.info(`redis-dual-write: cleanup ${dryRun ? 'dry run ' : ''}${walk.over ? 'finished' : 'stopped'}`, {
     ...tally.nonZero(),
   });
-  return report(walk.over, examined);
+  return report(walk.over, examined, excluded);
 }
 
 type Job = { legacyKey: string; jobId: string; workspaceId: string };

@@ -16,12 +16,16 @@ export interface MigrationContext {
   scripts: ScriptRegistry;
   metrics: MigrationMetrics;
   logger: Logger;
+  /** The exclude option: keys under a walked pattern that are no part of the layout. */
+  isExcluded: (key: string) => boolean;
 }
 
 export const SCRIPT = {
-  backfill: 'backfill_batch.v1',
-  compare: 'compare_layouts.v1',
+  backfill: 'backfill_batch.v2',
+  compare: 'compare_layouts.v2',
   cleanup: 'cleanup_legacy_batch.v1',
+  claimConsistency: 'claim_consistency_page.v1',
+  confirmOrphans: 'confirm_orphans.v1',
 } as const;
 
 /** Runs a batch script and returns its per-job results; a refusal becomes its typed error. */
@@ -34,21 +38,6 @@ export async function runBatch<T>(
   const reply = await context.scripts.run(script, keys, args);
   if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
   return reply[1] as T[];
-}
-
-/** What a legacy key held when read: its workspace_id, or why there is none to use. */
-export type LegacyOwner =
-  | { state: 'ok'; workspaceId: string }
-  | { state: 'no_workspace_id' }
-  | { state: 'gone' }
-  | { state: 'wrong_type' };
-
-/**
- * The workspace_id each legacy record names, read in one round trip. The batch scripts check it
- * again before acting, so a record that changes in between is never copied or deleted by mistake.
- */
-export async function readLegacyOwners(redis: RedisClient, legacyKeys: readonly string[]): Promise<LegacyOwner[]> {
-  return perSlot(redis, legacyKeys, (keys) => ownersInOnePipeline(redis, keys));
 }
 
 /**
@@ -69,19 +58,6 @@ export async function perSlot<T>(
     group.forEach((p, i) => (answers[p.at] = groupAnswers[i]));
   }
   return answers;
-}
-
-async function ownersInOnePipeline(redis: RedisClient, legacyKeys: readonly string[]): Promise<LegacyOwner[]> {
-  const pipeline = redis.pipeline();
-  for (const key of legacyKeys) pipeline.exists(key).hget(key, 'workspace_id');
-  const replies = (await pipeline.exec()) ?? [];
-  return legacyKeys.map((_, i) => {
-    const [[, exists], [error, workspaceId]] = [replies[2 * i], replies[2 * i + 1]];
-    if (exists === 0) return { state: 'gone' };
-    if (error) return { state: 'wrong_type' };
-    if (workspaceId === null) return { state: 'no_workspace_id' };
-    return { state: 'ok', workspaceId: String(workspaceId) };
-  });
 }
 
 /**

@@ -11,6 +11,7 @@ import { checkObject, rejectUnknownFields } from '../validation';
 import { backfill, type BackfillOptions, type BackfillReport } from './backfill';
 import { cleanup, type CleanupOptions, type CleanupReport } from './cleanup';
 import type { MigrationContext } from './context';
+import { excludeMatcher } from './exclude';
 import { migrationLayout } from './layout';
 import { verify, type VerifyOptions, type VerifyReport } from './verify';
 
@@ -29,6 +30,12 @@ export interface MigrationOptions {
   keys?: KeyLayoutOption;
   metrics?: { registry: Registry } | false;
   logger?: Logger;
+  /**
+   * Redis glob patterns, matched against the whole key (prefix included), of keys under the
+   * layout's patterns that are not part of it: a legacy service's `job:<id>:meta` hashes, say.
+   * Backfill, verify and cleanup pass them over, and count them in their reports.
+   */
+  exclude?: string[];
 }
 
 /**
@@ -45,11 +52,13 @@ export class Migration {
 
   constructor(options: MigrationOptions) {
     rejectUnknownFields('options', checkObject('options', options), [
-      'redis', 'stage', 'queueName', 'keyPrefix', 'keys', 'metrics', 'logger',
+      'redis', 'stage', 'queueName', 'keyPrefix', 'keys', 'metrics', 'logger', 'exclude',
     ]);
+    const isExcluded = excludeMatcher(options.exclude);
     // The queue validates the shared options (on a Cluster, that the layout keeps each operation in
     // one slot) and knows how to check the server and preload scripts.
-    this.queue = new DualWriteQueue({ ...options });
+    const { exclude: _exclude, ...queueOptions } = options;
+    this.queue = new DualWriteQueue(queueOptions);
     this.stage = this.queue.stage;
     this.queueName = this.queue.queueName;
     this.keyPrefix = checkPattern('keyPrefix', options.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN);
@@ -62,6 +71,7 @@ export class Migration {
       scripts: new ScriptRegistry(options.redis, metricsFromOption(options.metrics), logger),
       metrics: migrationMetricsFromOption(options.metrics),
       logger,
+      isExcluded,
     };
   }
 

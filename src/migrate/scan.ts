@@ -9,6 +9,8 @@ export interface ScanPage {
   /** Where the next call starts; '0' when the walk is over. */
   cursor: string;
   keys: string[];
+  /** Keys the page held that the caller's exclude patterns left out. */
+  excluded: number;
 }
 
 /**
@@ -21,12 +23,15 @@ export async function scanPage(
   match: string,
   type: 'hash' | 'zset',
   count: number,
+  isExcluded: (key: string) => boolean = () => false,
 ): Promise<ScanPage> {
-  const [next, keys] = (await redis.call('SCAN', cursor, 'MATCH', match, 'COUNT', count, 'TYPE', type)) as [
+  const [next, found] = (await redis.call('SCAN', cursor, 'MATCH', match, 'COUNT', count, 'TYPE', type)) as [
     string,
     string[],
   ];
-  return { cursor: String(next), keys: [...new Set(keys.map(String))] };
+  const unique = [...new Set(found.map(String))];
+  const keys = unique.filter((key) => !isExcluded(key));
+  return { cursor: String(next), keys, excluded: unique.length - keys.length };
 }
 
 /**

@@ -1,12 +1,14 @@
-import { ID_PATTERN, JOB_ID_PATTERN, parseQueueEntry } from '../keys';
+import { JOB_ID_PATTERN } from '../keys';
 import { planFor, type Stage } from '../stages';
 import { serversOf } from '../cluster/nodes';
-import { perSlot, readLegacyOwners, runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
+import { runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
+import { BAD_JOB_ID_DETAIL, readLegacyRecords } from './legacy-record';
 import { checkRunOptions, type CheckedRunOptions, type MigrationProgress, type RunOptions } from './options';
 import { Pacer, perSecond } from './pacing';
 import { scanPage } from './scan';
 import { ServerWalk } from './server-walk';
 import { Tally, type Sample } from './tally';
+import { checkConsumerStructures } from './verify-queue';
 
 /** Every way the two layouts, the queue and the indexes can disagree. */
 export const DIVERGENCE_KINDS = [
@@ -16,6 +18,8 @@ export const DIVERGENCE_KINDS = [
   'missing_legacy',
   /** both records exist and differ (not checked in complete, where the legacy layout is frozen) */
   'field_mismatch',
+  /** both records exist and expire at different times, or one never does (not checked in complete) */
+  'ttl_mismatch',
   /** a new job its workspace index does not list */
   'missing_index',
   /** an index entry whose job exists in neither layout */
@@ -28,7 +32,7 @@ export const DIVERGENCE_KINDS = [
   'queued_and_claimed',
   /** a processing entry without its claim record, or a claim record without its processing entry */
   'claim_mismatch',
-  /** a legacy record that cannot be migrated: bad id in its key, or no valid workspace_id */
+  /** a legacy record that cannot be migrated: bad id in its key, no valid workspace_id or created_at */
   'bad_legacy_record',
   /** a key of the layout that holds another type than a job hash */
   'wrong_type',
@@ -44,7 +48,9 @@ export interface VerifyReport {
   completed: boolean;
   /** Completed and no divergence of any kind. */
   clean: boolean;
-  checked: { legacyJobs: number; newJobs: number; indexEntries: number; queueEntries: number; processingEntries: number };
+  checked: VerifyChecked;
+  /** Keys under the layout's patterns that the exclude option left out. */
+  excluded: number;
   divergences: Record<DivergenceKind, number>;
   /** Up to sampleLimit per kind: the key, the differing fields, or where an orphan entry sits. */
   samples: Sample[];
@@ -53,8 +59,27 @@ export interface VerifyReport {
   itemsPerSecond: number;
 }
 
-/** [legacy, new, indexed, differingFields], as compare_layouts.v1 replies per job. */
-type Comparison = [string, string, string, string[]];
+export interface VerifyChecked {
+  legacyJobs: number;
+  newJobs: number;
+  indexEntries: number;
+  queueEntries: number;
+  processingEntries: number;
+}
+
+/** What every phase of one verify shares: where it counts, how it paces, how it reports progress. */
+export interface VerifyRun {
+  context: MigrationContext;
+  run: CheckedRunOptions;
+  tally: Tally<DivergenceKind>;
+  checked: VerifyChecked;
+  pacer: Pacer;
+  /** fraction: the share of the phase walked, null when unknown. */
+  progress(phase: MigrationProgress['phase'], done: number, fraction: number | null): void;
+}
+
+/** [legacy, new, indexed, differingFields, legacyExpiresAt, newExpiresAt], as compare_layouts replies per job. */
+type Comparison = [string, string, string, string[], number, number];
 
 interface Job {
   workspaceId: string;
@@ -64,19 +89,32 @@ interface Job {
 /**
  * Compares the layouts and what references them, reading only, in bounded batches: the legacy
  * layout against the new one, the new one against the legacy one and the indexes, each index
- * against the jobs, and the queue against the jobs. Sets the divergence gauge when it completes.
+ * against the jobs, and the queue's structures against each other and the jobs. Every divergence
+ * it reports was seen in one atomic read, so traffic during the run never shows as one. Sets the
+ * divergence gauge when it completes.
  */
 export async function verify(context: MigrationContext, options: VerifyOptions = {}): Promise<VerifyReport> {
   const run = checkRunOptions(options);
   const started = Date.now();
-  const walk = new Walk(context, run);
-  const phases = [walk.legacyJobs, walk.newJobs, walk.indexes, walk.queue, walk.processing, walk.claims];
+  const shared: VerifyRun = {
+    context,
+    run,
+    tally: new Tally(DIVERGENCE_KINDS, run.sampleLimit),
+    checked: { legacyJobs: 0, newJobs: 0, indexEntries: 0, queueEntries: 0, processingEntries: 0 },
+    pacer: new Pacer(run.rateLimit, run.signal),
+    progress: (phase, done, fraction) => {
+      if (fraction !== null) context.metrics.progress.set({ operation: 'verify' }, fraction);
+      run.onProgress({ operation: 'verify', phase, done, fraction });
+    },
+  };
+  const layouts = new LayoutWalk(shared);
+  const phases = [() => layouts.legacyJobs(), () => layouts.newJobs(), () => layouts.indexes(), () => checkConsumerStructures(shared)];
   for (const phase of phases) {
     if (run.signal?.aborted) break;
-    await phase.call(walk);
+    await phase();
   }
   const completed = !run.signal?.aborted;
-  const { tally, checked } = walk;
+  const { tally, checked } = shared;
   if (completed) {
     for (const kind of DIVERGENCE_KINDS) context.metrics.verifyDivergences.set({ kind }, tally.counts[kind]);
   }
@@ -92,6 +130,7 @@ export async function verify(context: MigrationContext, options: VerifyOptions =
     completed,
     clean,
     checked,
+    excluded: layouts.excluded,
     divergences: tally.counts,
     samples: tally.samples,
     durationMs,
@@ -99,75 +138,75 @@ export async function verify(context: MigrationContext, options: VerifyOptions =
   };
 }
 
-class Walk {
-  readonly tally: Tally<DivergenceKind>;
-  readonly checked = { legacyJobs: 0, newJobs: 0, indexEntries: 0, queueEntries: 0, processingEntries: 0 };
-  private readonly pacer: Pacer;
+/** The job layouts and the workspace indexes, walked with SCAN and compared job by job. */
+class LayoutWalk {
+  excluded = 0;
   private readonly writesLegacy: boolean;
+  /** While both layouts are live their records must agree field by field and in expiry. */
+  private readonly compareRecords: boolean;
 
-  constructor(
-    private readonly context: MigrationContext,
-    private readonly run: CheckedRunOptions,
-  ) {
-    this.tally = new Tally(DIVERGENCE_KINDS, run.sampleLimit);
-    this.pacer = new Pacer(run.rateLimit, run.signal);
-    this.writesLegacy = planFor(context.stage).writeLegacy;
+  constructor(private readonly shared: VerifyRun) {
+    this.writesLegacy = planFor(shared.context.stage).writeLegacy;
+    this.compareRecords = shared.context.stage !== 'complete';
   }
 
-  /** Each legacy job against its new record, fields included while both layouts are live. */
+  /** Each legacy job against its new record, fields and expiry included while both layouts are live. */
   async legacyJobs(): Promise<void> {
-    const { keys, redis } = this.context;
-    const compareFields = this.context.stage !== 'complete';
+    const { context, tally, checked } = this.shared;
+    const { keys, redis } = context;
     await this.scan('legacy', keys.legacyPattern, 'hash', async (legacyKeys) => {
       const candidates: { legacyKey: string; jobId: string }[] = [];
       for (const legacyKey of legacyKeys) {
         const jobId = keys.parseLegacy(legacyKey);
         if (jobId) candidates.push({ legacyKey, jobId });
-        else this.tally.add('bad_legacy_record', { key: legacyKey, detail: 'the key holds no valid job id' });
+        else tally.add('bad_legacy_record', { key: legacyKey, detail: BAD_JOB_ID_DETAIL });
       }
-      const owners = await readLegacyOwners(redis, candidates.map((c) => c.legacyKey));
+      const records = await readLegacyRecords(redis, candidates.map((c) => c.legacyKey));
       const jobs: Job[] = [];
       candidates.forEach(({ legacyKey, jobId }, i) => {
-        const owner = owners[i];
-        if (owner.state === 'ok' && ID_PATTERN.test(owner.workspaceId)) jobs.push({ workspaceId: owner.workspaceId, jobId });
-        else if (owner.state === 'ok' || owner.state === 'no_workspace_id') {
-          this.tally.add('bad_legacy_record', { key: legacyKey, detail: 'no valid workspace_id' });
-        }
+        const legacy = records[i];
+        if (legacy.state === 'ok') jobs.push({ workspaceId: legacy.workspaceId, jobId });
+        else if (legacy.state === 'bad') tally.add('bad_legacy_record', { key: legacyKey, detail: legacy.detail });
       });
-      await this.compare(jobs, compareFields, (job, [legacy, fresh, , differing]) => {
+      await this.compare(jobs, this.compareRecords, (job, [legacy, fresh, , differing, legacyExpiresAt, newExpiresAt]) => {
         // 'foreign' or gone: the record changed since it was read; the next run sees it as it is now.
         if (legacy !== 'ours') return;
         const newKey = keys.newJob(job.workspaceId, job.jobId);
-        if (fresh === 'none') this.tally.add('missing_new', { key: keys.legacyJob(job.jobId) });
-        else if (fresh !== 'hash') this.tally.add('wrong_type', { key: newKey, detail: `holds a ${fresh}` });
-        else if (differing.length > 0) this.tally.add('field_mismatch', { key: newKey, fields: differing });
+        if (fresh === 'none') tally.add('missing_new', { key: keys.legacyJob(job.jobId) });
+        else if (fresh !== 'hash') tally.add('wrong_type', { key: newKey, detail: `holds a ${fresh}` });
+        else if (differing.length > 0) tally.add('field_mismatch', { key: newKey, fields: differing });
+        else if (legacyExpiresAt !== newExpiresAt) {
+          tally.add('ttl_mismatch', { key: newKey, detail: `expires at ${expiry(newExpiresAt)}, its legacy record at ${expiry(legacyExpiresAt)}` });
+        }
       });
-      this.checked.legacyJobs += legacyKeys.length;
+      checked.legacyJobs += legacyKeys.length;
       return legacyKeys.length;
     });
   }
 
   /** Each new job against its legacy record (while that layout is written) and its index. */
   async newJobs(): Promise<void> {
-    const { keys } = this.context;
+    const { context, tally, checked } = this.shared;
+    const { keys } = context;
     await this.scan('new', keys.newPattern, 'hash', async (newKeys) => {
       const jobs = newKeys.map((key) => keys.parseNew(key)).filter((job): job is Job => job !== null);
       await this.compare(jobs, false, (job, [legacy, , indexed]) => {
         const newKey = keys.newJob(job.workspaceId, job.jobId);
         if (this.writesLegacy && legacy !== 'ours') {
           const detail = legacy === 'foreign' ? "the legacy key holds another workspace's job" : undefined;
-          this.tally.add('missing_legacy', detail ? { key: newKey, detail } : { key: newKey });
+          tally.add('missing_legacy', detail ? { key: newKey, detail } : { key: newKey });
         }
-        if (indexed !== '1') this.tally.add('missing_index', { key: newKey });
+        if (indexed !== '1') tally.add('missing_index', { key: newKey });
       });
-      this.checked.newJobs += jobs.length;
+      checked.newJobs += jobs.length;
       return newKeys.length;
     });
   }
 
   /** Each workspace index entry against the jobs, in pages by rank. */
   async indexes(): Promise<void> {
-    const { keys, redis } = this.context;
+    const { context, run, tally, checked, pacer } = this.shared;
+    const { keys, redis } = context;
     await this.scan('index', keys.indexPattern, 'zset', async (indexKeys) => {
       let entries = 0;
       for (const indexKey of indexKeys) {
@@ -175,164 +214,45 @@ class Walk {
         if (!workspaceId) continue;
         // Entries added while paging shift ranks, so one may be seen twice: count each orphan once.
         const orphans = new Set<string>();
-        for (let start = 0; !this.run.signal?.aborted; start += this.run.batchSize) {
-          const members = (await redis.zrange(indexKey, start, start + this.run.batchSize - 1)).map(String);
+        for (let start = 0; !run.signal?.aborted; start += run.batchSize) {
+          const members = (await redis.zrange(indexKey, start, start + run.batchSize - 1)).map(String);
           const jobs: Job[] = [];
           for (const jobId of members) {
             if (JOB_ID_PATTERN.test(jobId)) jobs.push({ workspaceId, jobId });
             else if (!orphans.has(jobId)) {
               orphans.add(jobId);
-              this.tally.add('index_orphan', { key: indexKey, detail: `member ${JSON.stringify(jobId)} is not a job id` });
+              tally.add('index_orphan', { key: indexKey, detail: `member ${JSON.stringify(jobId)} is not a job id` });
             }
           }
-          await this.compare(jobs, false, (job, [legacy, fresh]) => {
-            if (fresh !== 'hash' && legacy !== 'ours' && !orphans.has(job.jobId)) {
+          // An orphan only when, in one snapshot, the entry is still indexed and no record holds the job.
+          await this.compare(jobs, false, (job, [legacy, fresh, indexed]) => {
+            if (indexed === '1' && fresh !== 'hash' && legacy !== 'ours' && !orphans.has(job.jobId)) {
               orphans.add(job.jobId);
-              this.tally.add('index_orphan', { key: indexKey, detail: `member ${job.jobId}` });
+              tally.add('index_orphan', { key: indexKey, detail: `member ${job.jobId}` });
             }
           });
           entries += members.length;
-          this.checked.indexEntries += members.length;
-          await this.pacer.after(members.length);
-          if (members.length < this.run.batchSize) break;
+          checked.indexEntries += members.length;
+          await pacer.after(members.length);
+          if (members.length < run.batchSize) break;
         }
       }
       return entries;
     });
   }
 
-  /** Each queue entry against its job. */
-  async queue(): Promise<void> {
-    const { keys, queueName } = this.context;
-    await this.entries(keys.queue(queueName), 'list', 'queue_orphan', 'queueEntries');
-  }
-
-  /** Each claimed entry against its job, its claim record, and the queue: never in both. */
-  async processing(): Promise<void> {
-    const { keys, queueName, redis } = this.context;
-    const claimsKey = keys.claims(queueName);
-    const queueKey = keys.queue(queueName);
-    await this.entries(keys.processing(queueName), 'zset', 'processing_orphan', 'processingEntries', async (entries) => {
-      const pipeline = redis.pipeline();
-      for (const entry of entries) pipeline.hexists(claimsKey, entry).lpos(queueKey, entry);
-      const replies = (await pipeline.exec()) ?? [];
-      entries.forEach((entry, i) => {
-        const [[, claimed], [queueError, position]] = [replies[2 * i], replies[2 * i + 1]];
-        if (claimed !== 1) this.tally.add('claim_mismatch', { key: claimsKey, detail: `claimed entry ${JSON.stringify(entry)} has no claim record` });
-        // A wrong-typed queue is reported by the queue phase.
-        if (!queueError && position !== null) {
-          this.tally.add('queued_and_claimed', { key: queueKey, detail: `entry ${JSON.stringify(entry)} at ${position} is also claimed` });
-        }
-      });
-    });
-  }
-
-  /** Each claim record against the processing set, in HSCAN pages. */
-  async claims(): Promise<void> {
-    const { keys, queueName, redis } = this.context;
-    const claimsKey = keys.claims(queueName);
-    const processingKey = keys.processing(queueName);
-    const type = String(await redis.type(claimsKey));
-    if (type === 'none') return;
-    if (type !== 'hash') {
-      this.tally.add('wrong_type', { key: claimsKey, detail: `holds a ${type}` });
-      return;
-    }
-    let cursor = '0';
-    do {
-      const [next, flat] = await redis.hscan(claimsKey, cursor, 'COUNT', this.run.batchSize);
-      const entries = flat.filter((_, i) => i % 2 === 0).map(String);
-      const pipeline = redis.pipeline();
-      for (const entry of entries) pipeline.zscore(processingKey, entry);
-      const scores = (await pipeline.exec()) ?? [];
-      entries.forEach((entry, i) => {
-        if (scores[i][1] === null) this.tally.add('claim_mismatch', { key: claimsKey, detail: `claim of ${JSON.stringify(entry)} has no processing entry` });
-      });
-      await this.pacer.after(entries.length);
-      cursor = String(next);
-    } while (cursor !== '0' && !this.run.signal?.aborted);
-  }
-
-  /**
-   * Each entry of a queue or processing set against its job. An entry is the bare jobId while the
-   * legacy layout is written (found through the legacy record) or "<workspaceId>:<jobId>" from
-   * complete on (found directly). `alsoCheck` sees each page of entries.
-   */
-  private async entries(
-    key: string,
-    expectedType: 'list' | 'zset',
-    orphanKind: 'queue_orphan' | 'processing_orphan',
-    counter: 'queueEntries' | 'processingEntries',
-    alsoCheck?: (entries: string[]) => Promise<void>,
-  ): Promise<void> {
-    const { keys, redis } = this.context;
-    const type = String(await redis.type(key));
-    if (type === 'none') return;
-    if (type !== expectedType) {
-      this.tally.add('wrong_type', { key, detail: `holds a ${type}` });
-      return;
-    }
-    const length = expectedType === 'list' ? await redis.llen(key) : await redis.zcard(key);
-    const readsLegacy = this.context.stage !== 'complete';
-    for (let start = 0; !this.run.signal?.aborted; start += this.run.batchSize) {
-      const end = start + this.run.batchSize - 1;
-      const entries = (expectedType === 'list' ? await redis.lrange(key, start, end) : await redis.zrange(key, start, end)).map(String);
-      const parsed = entries.map(parseQueueEntry);
-      const bare = parsed.filter((ids) => ids && !ids.workspaceId).map((ids) => ids!.jobId);
-      const owners = await readLegacyOwners(redis, bare.map((jobId) => keys.legacyJob(jobId)));
-      const ownerOf = new Map(bare.map((jobId, i) => [jobId, owners[i]]));
-
-      // The job each entry leads a consumer to, or why it leads nowhere.
-      const targets: (Job | string)[] = parsed.map((ids) => {
-        if (!ids) return 'not a job id nor <workspaceId>:<jobId>';
-        if (ids.workspaceId) return { workspaceId: ids.workspaceId, jobId: ids.jobId };
-        // A bare entry leads to the job only through its legacy record.
-        const owner = ownerOf.get(ids.jobId);
-        if (owner?.state !== 'ok' || !ID_PATTERN.test(owner.workspaceId)) return 'no legacy record to find it by';
-        // Until complete, the legacy record itself is what a consumer reads.
-        return readsLegacy ? 'found' : { workspaceId: owner.workspaceId, jobId: ids.jobId };
-      });
-      const lookups = targets.filter((t): t is Job => typeof t !== 'string');
-      const exists = await this.newRecordsExist(lookups);
-      let lookup = 0;
-      targets.forEach((target, i) => {
-        const problem = typeof target === 'string' ? target : exists[lookup++] ? 'found' : 'no new record';
-        if (problem !== 'found') {
-          this.tally.add(orphanKind, { key, detail: `entry ${JSON.stringify(entries[i])} at ${start + i}: ${problem}` });
-        }
-      });
-      await alsoCheck?.(entries);
-      this.checked[counter] += entries.length;
-      this.run.onProgress(this.progress('queue', this.checked[counter], length ? Math.min(1, (start + entries.length) / length) : 1));
-      await this.pacer.after(entries.length);
-      if (entries.length < this.run.batchSize) break;
-    }
-  }
-
-  private async newRecordsExist(jobs: readonly Job[]): Promise<boolean[]> {
-    const { redis, keys } = this.context;
-    return perSlot(redis, jobs.map((job) => keys.newJob(job.workspaceId, job.jobId)), async (newKeys) => {
-      const pipeline = redis.pipeline();
-      for (const key of newKeys) pipeline.type(key);
-      return ((await pipeline.exec()) ?? []).map(([, type]) => type === 'hash');
-    });
-  }
-
-  /** Runs compare_layouts.v1 over jobs in batches and hands each job's result to `check`. */
-  private async compare(
-    jobs: readonly Job[],
-    compareFields: boolean,
-    check: (job: Job, comparison: Comparison) => void,
-  ): Promise<void> {
-    const { keys } = this.context;
-    for (const batch of slotBatches(this.context, jobs, (job) => keys.legacyJob(job.jobId), this.run.batchSize)) {
+  /** Runs compare_layouts over jobs in batches and hands each job's result to `check`. */
+  private async compare(jobs: readonly Job[], compareRecords: boolean, check: (job: Job, comparison: Comparison) => void): Promise<void> {
+    const { context, run } = this.shared;
+    const { keys } = context;
+    for (const batch of slotBatches(context, jobs, (job) => keys.legacyJob(job.jobId), run.batchSize)) {
       const scriptKeys: string[] = [];
-      const args: string[] = [compareFields ? '1' : '0'];
+      const args: string[] = [compareRecords ? '1' : '0'];
       for (const job of batch) {
         scriptKeys.push(keys.legacyJob(job.jobId), keys.newJob(job.workspaceId, job.jobId), keys.workspaceIndex(job.workspaceId));
         args.push(job.workspaceId, job.jobId);
       }
-      const results = await runBatch<Comparison>(this.context, SCRIPT.compare, scriptKeys, args);
+      const results = await runBatch<Comparison>(context, SCRIPT.compare, scriptKeys, args);
       results.forEach((result, i) => check(batch[i], result));
     }
   }
@@ -344,21 +264,23 @@ class Walk {
     type: 'hash' | 'zset',
     visit: (keys: string[]) => Promise<number>,
   ): Promise<void> {
+    const { context, run, pacer } = this.shared;
     // Every master of a Cluster in turn: each holds only its own slots' keys.
-    const walk = new ServerWalk((await serversOf(this.context.redis)).map((server) => ({ id: server.name, redis: server.redis })));
+    const walk = new ServerWalk((await serversOf(context.redis)).map((server) => ({ id: server.name, redis: server.redis })));
     let done = 0;
     do {
-      const page = await scanPage(walk.server.redis, walk.cursor, pattern, type, this.run.batchSize);
+      const page = await scanPage(walk.server.redis, walk.cursor, pattern, type, run.batchSize, context.isExcluded);
+      this.excluded += page.excluded;
       const examined = await visit(page.keys);
       done += examined;
       walk.advance(page.cursor);
-      this.run.onProgress(this.progress(phase, done, walk.fraction()));
-      if (phase !== 'index') await this.pacer.after(examined);
-    } while (!walk.over && !this.run.signal?.aborted);
+      this.shared.progress(phase, done, walk.fraction());
+      if (phase !== 'index') await pacer.after(examined);
+    } while (!walk.over && !run.signal?.aborted);
   }
+}
 
-  private progress(phase: MigrationProgress['phase'], done: number, fraction: number): MigrationProgress {
-    this.context.metrics.progress.set({ operation: 'verify' }, fraction);
-    return { operation: 'verify', phase, done, fraction };
-  }
+/** An expiry for a report: the time, or that there is none. */
+function expiry(expiresAt: number): string {
+  return expiresAt < 0 ? 'never' : new Date(expiresAt).toISOString();
 }

@@ -6,6 +6,7 @@ import { execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
+import { manifestEntries } from '../../src/scripts/deploy';
 import { useRedis } from '../support/redis';
 import { putJob } from '../support/state';
 import { record } from '../migrate/fixtures';
@@ -73,9 +74,7 @@ describe('the packed package', () => {
       'dist/cli.js',
       'dist/testing/index.d.ts',
       'lua/manifest.json',
-      'lua/backfill_batch.v1.lua',
-      'lua/compare_layouts.v1.lua',
-      'lua/cleanup_legacy_batch.v1.lua',
+      ...manifestEntries().map((script) => `lua/${script.file}`),
       'docs/MIGRATION.md',
       'deploy/grafana-dashboard.json',
       'deploy/prometheus-rules.yml',

@@ -130,8 +130,8 @@ describe('backfill', () => {
     expect(report.results).toEqual({ copied: 1, resynced: 0, same: 0, conflict: 1, skipped: 5, gone: 0 });
     expect(report.skipped).toEqual({ bad_job_id: 1, bad_workspace_id: 2, bad_created_at: 1, workspace_changed: 0, wrong_type: 1 });
     expect(bySampleKey(report.samples)).toEqual([
-      { kind: 'bad_created_at', key: 'job:badcreated' },
-      { kind: 'bad_job_id', key: 'job:a:b' },
+      { kind: 'bad_created_at', key: 'job:badcreated', detail: 'created_at "yesterday" is not a number of ms' },
+      { kind: 'bad_job_id', key: 'job:a:b', detail: 'the key holds no valid job id' },
       { kind: 'bad_workspace_id', key: 'job:badws', detail: 'workspace_id "ac me" is not a valid id' },
       { kind: 'bad_workspace_id', key: 'job:nows', detail: 'no workspace_id field' },
       { kind: 'conflict', key: 'job:c1', fields: ['status', 'updated_at'] },

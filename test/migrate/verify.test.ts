@@ -57,10 +57,11 @@ describe('verify', () => {
       queued_and_claimed: 0,
       claim_mismatch: 0,
       bad_legacy_record: 1,
+      ttl_mismatch: 0,
       wrong_type: 1,
     });
     expect(bySampleKey(report.samples)).toEqual([
-      { kind: 'bad_legacy_record', key: 'job:nows', detail: 'no valid workspace_id' },
+      { kind: 'bad_legacy_record', key: 'job:nows', detail: 'no workspace_id field' },
       { kind: 'field_mismatch', key: 'ws:acme:job:f1', fields: ['status', 'type'] },
       { kind: 'index_orphan', key: 'ws:acme:jobs', detail: 'member ghost' },
       { kind: 'missing_index', key: 'ws:globex:job:i1' },

@@ -1,7 +1,8 @@
 #!lua
--- backfill_batch v1: copy a bounded batch of legacy jobs into the new layout. A record that already
+-- backfill_batch v2: copy a bounded batch of legacy jobs into the new layout. A record that already
 -- exists in the new layout is never overwritten (except, in resync mode, when the legacy twin was
--- updated later); a copied job joins its workspace index and keeps the legacy key's TTL.
+-- updated later); a copied job joins its workspace index and expires at the legacy record's
+-- absolute expiry time, to the millisecond.
 --
 -- @keys 3 per job (at most 500 jobs per call)
 -- KEYS[3i-2] legacyKey  hash  job:<jobId>: read only
@@ -16,15 +17,17 @@
 --   {'OK', results}                     one result per job, in KEYS order (below)
 --   {'NO_PERMISSION', command, key}     the ACL user may not run a write: nothing written
 -- Each result: {outcome, detail}
---   {'copied', ttlMs}           new record created from the legacy one; ttlMs '-1' when it has none
---   {'resynced', fields}        resync: the new record was older and is now the legacy record;
---                               fields: the names that differed, sorted
+--   {'copied', expiresAt}       new record created from the legacy one; expiresAt as PEXPIRETIME ('-1': none)
+--   {'resynced', fields}        resync: the new record was older and is now the legacy record, or its
+--                               expiry was not the legacy one's and now is; fields: the names that
+--                               differed, sorted ({} when only the expiry did)
 --   {'same', indexed}           the new record already equals the legacy one; indexed '1' when the
 --                               job was missing from its index and was added
 --   {'conflict', fields}        both exist and differ (resync: the new one is not older): not written
 --   {'changed', ''}             the legacy record's workspace_id is no longer ARGV[2i]: not written
 --   {'gone', ''}                the legacy key no longer exists: nothing to copy
---   {'bad_created_at', ''}      created_at is not a number, so the job cannot be indexed: not written
+--   {'bad_created_at', ''}      created_at is not a decimal number of ms, so the job cannot be
+--                               indexed: not written (the same rule the caller applies)
 --   {'wrongtype', key}          a key of this job holds another type: not written
 --
 -- Every job's outcome is decided before the first write: Redis keeps the writes a failing script
@@ -59,6 +62,11 @@ local function differingFields(a, b)
   return names
 end
 
+-- A valid created_at: a decimal number of ms, as src/migrate/legacy-record.ts defines it.
+local function validCreatedAt(value)
+  return value ~= nil and (string.match(value, '^%d+$') or string.match(value, '^%d+%.%d+$')) ~= nil
+end
+
 -- Phase 1: decide every job's outcome; nothing is written here.
 local results, plans = {}, {}
 for job = 1, jobCount do
@@ -76,26 +84,30 @@ for job = 1, jobCount do
     result = {'wrongtype', indexKey}
   else
     local legacyFlat, legacy = record(legacyKey)
+    local expiresAt = redis.call('PEXPIRETIME', legacyKey)
     if legacy['workspace_id'] ~= workspaceId then
       result = {'changed', ''}
-    elseif not tonumber(legacy['created_at']) then
+    elseif not validCreatedAt(legacy['created_at']) then
       result = {'bad_created_at', ''}
     elseif newType == 'none' then
-      local ttl = redis.call('PTTL', legacyKey)
-      result = {'copied', tostring(ttl)}
-      plan = {action = 'copy', flat = legacyFlat, createdAt = legacy['created_at'], ttl = ttl}
+      result = {'copied', tostring(expiresAt)}
+      plan = {action = 'copy', flat = legacyFlat, createdAt = legacy['created_at'], expiresAt = expiresAt}
     else
       local _, new = record(newKey)
       local differing = differingFields(legacy, new)
       if #differing == 0 then
         local indexed = redis.call('ZSCORE', indexKey, jobId) == false
-        result = {'same', indexed and '1' or '0'}
-        if indexed then plan = {action = 'index', createdAt = legacy['created_at']} end
+        if resync and redis.call('PEXPIRETIME', newKey) ~= expiresAt then
+          result = {'resynced', {}}
+          plan = {action = 'expiry', createdAt = legacy['created_at'], expiresAt = expiresAt}
+        else
+          result = {'same', indexed and '1' or '0'}
+          if indexed then plan = {action = 'index', createdAt = legacy['created_at']} end
+        end
       elseif resync and tonumber(legacy['updated_at']) and tonumber(new['updated_at'])
         and tonumber(legacy['updated_at']) > tonumber(new['updated_at']) then
         result = {'resynced', differing}
-        plan = {action = 'replace', flat = legacyFlat, createdAt = legacy['created_at'],
-                ttl = redis.call('PTTL', legacyKey)}
+        plan = {action = 'replace', flat = legacyFlat, createdAt = legacy['created_at'], expiresAt = expiresAt}
       else
         result = {'conflict', differing}
       end
@@ -111,11 +123,10 @@ end
 -- Redis checks ACLs at each command, so ask about every write before the first one.
 for _, plan in ipairs(plans) do
   local checks = {{'ZADD', plan.indexKey, 'NX', '0', plan.jobId}}
-  if plan.action ~= 'index' then
-    checks[#checks + 1] = {'HSET', plan.newKey, 'f', 'v'}
-    checks[#checks + 1] = {'PEXPIRE', plan.newKey, '1'}
-  end
+  if plan.action == 'copy' or plan.action == 'replace' then checks[#checks + 1] = {'HSET', plan.newKey, 'f', 'v'} end
   if plan.action == 'replace' then checks[#checks + 1] = {'DEL', plan.newKey} end
+  if plan.expiresAt and plan.expiresAt > 0 then checks[#checks + 1] = {'PEXPIREAT', plan.newKey, '1'} end
+  if plan.action == 'expiry' and plan.expiresAt < 0 then checks[#checks + 1] = {'PERSIST', plan.newKey} end
   for _, check in ipairs(checks) do
     if not redis.acl_check_cmd(unpack(check)) then return {'NO_PERMISSION', check[1], check[2]} end
   end
@@ -125,9 +136,11 @@ end
 for _, plan in ipairs(plans) do
   -- A replaced record loses the fields the legacy one lacks, so both layouts end equal.
   if plan.action == 'replace' then redis.call('DEL', plan.newKey) end
-  if plan.action ~= 'index' then
-    redis.call('HSET', plan.newKey, unpack(plan.flat))
-    if plan.ttl > 0 then redis.call('PEXPIRE', plan.newKey, plan.ttl) end
+  if plan.action == 'copy' or plan.action == 'replace' then redis.call('HSET', plan.newKey, unpack(plan.flat)) end
+  if plan.expiresAt and plan.expiresAt > 0 then
+    redis.call('PEXPIREAT', plan.newKey, plan.expiresAt)
+  elseif plan.action == 'expiry' then
+    redis.call('PERSIST', plan.newKey)
   end
   redis.call('ZADD', plan.indexKey, 'NX', plan.createdAt, plan.jobId)
 end

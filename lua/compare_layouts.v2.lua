@@ -1,24 +1,28 @@
 #!lua flags=no-writes
--- compare_layouts v1: for a bounded batch of jobs, say where each lives (legacy, new, index) and
--- which fields its two records disagree on, each job in one consistent snapshot, so a dual write or
--- update landing mid-check is never mistaken for a divergence. Reads only.
+-- compare_layouts v2: for a bounded batch of jobs, say where each lives (legacy, new, index), which
+-- fields its two records disagree on and when each expires, each job in one consistent snapshot, so
+-- a dual write or update landing mid-check is never mistaken for a divergence. Reads only.
 --
 -- @keys 3 per job (at most 500 jobs per call)
 -- KEYS[3i-2] legacyKey  hash  job:<jobId>
 -- KEYS[3i-1] newKey     hash  ws:<workspaceId>:job:<jobId>
 -- KEYS[3i]   indexKey   zset  ws:<workspaceId>:jobs
 --
--- ARGV[1]    compareFields '1'|'0': also read both records whole and name the fields that differ
+-- ARGV[1]    compareFields '1'|'0': also read both records whole, name the fields that differ, and
+--            read both absolute expiry times
 -- ARGV[2i]   workspaceId of job i
 -- ARGV[2i+1] jobId of job i
 --
 -- Replies (first element is the reply code):
---   {'OK', results}   one result per job, in KEYS order: {legacy, new, indexed, differingFields}
+--   {'OK', results}   one result per job, in KEYS order:
+--                     {legacy, new, indexed, differingFields, legacyExpiresAt, newExpiresAt}
 --     legacy           'none' | 'ours' (its workspace_id is ARGV[2i]) | 'foreign' | another key type
 --     new              'none' | 'hash' | another key type
 --     indexed          '1' | '0' ('0' too when the index key holds another type)
 --     differingFields  names of the fields whose values differ, sorted ({} unless both are hashes
 --                      of this workspace and ARGV[1] is '1')
+--     legacyExpiresAt, newExpiresAt  PEXPIRETIME of each record: ms since the epoch, -1 for none
+--                      (both -1 unless differingFields was read)
 -- A legacy key is global (job:<jobId>): one whose workspace_id is another workspace's is not this
 -- job's legacy record.
 
@@ -64,10 +68,11 @@ for job = 1, jobCount do
   local indexed = '0'
   if keyType(indexKey) == 'zset' and redis.call('ZSCORE', indexKey, jobId) then indexed = '1' end
 
-  local differing = {}
+  local differing, legacyExpiresAt, newExpiresAt = {}, -1, -1
   if compareFields and legacy == 'ours' and new == 'hash' then
     differing = differingFields(record(legacyKey), record(newKey))
+    legacyExpiresAt, newExpiresAt = redis.call('PEXPIRETIME', legacyKey), redis.call('PEXPIRETIME', newKey)
   end
-  results[job] = {legacy, new, indexed, differing}
+  results[job] = {legacy, new, indexed, differing, legacyExpiresAt, newExpiresAt}
 end
 return {'OK', results}

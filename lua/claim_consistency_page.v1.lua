@@ -1,0 +1,68 @@
+#!lua flags=no-writes
+-- claim_consistency_page v1: one bounded page of a queue's waiting list, processing set or claims
+-- hash, each entry with what the other structures say about it, read in one atomic snapshot. A
+-- worker claiming or finishing between two separate reads would otherwise look like a divergence.
+-- Reads only.
+--
+-- @keys 3
+-- KEYS[1] queueKey       list  queue:<name>
+-- KEYS[2] processingKey  zset  queue:<name>:processing, member entry, score claim deadline (ms)
+-- KEYS[3] claimsKey      hash  queue:<name>:claims, entry -> claim record
+--
+-- ARGV[1] what: 'queue' | 'processing' | 'claims'
+-- ARGV[2] where the page starts: a rank ('queue', 'processing') or an HSCAN cursor ('claims')
+-- ARGV[3] page size, 1 to 1000
+--
+-- Replies (first element is the reply code):
+--   {'OK', next, {entry, fact, entry, fact, ...}}
+--     next: where the following page starts ('' when this one was the last)
+--     fact, per entry: 'queue'      '1' when the entry is also in the processing set
+--                      'processing' '1' when the entry has a claim record
+--                      'claims'     '1' when the entry is in the processing set
+--   {'WRONGTYPE', key, expected, actual}   a key the page reads holds another type
+
+local queueKey, processingKey, claimsKey = KEYS[1], KEYS[2], KEYS[3]
+local what, from, count = ARGV[1], ARGV[2], tonumber(ARGV[3])
+if #KEYS ~= 3 or not count or count < 1 or count > 1000 then
+  return redis.error_reply('ERR claim_consistency_page takes 3 keys and a page size of 1 to 1000')
+end
+
+local function wrongType(key, expected)
+  local actual = redis.call('TYPE', key)['ok']
+  if actual ~= 'none' and actual ~= expected then return {'WRONGTYPE', key, expected, actual} end
+end
+
+local problem, entries, next
+if what == 'queue' then
+  problem = wrongType(queueKey, 'list') or wrongType(processingKey, 'zset')
+  if problem then return problem end
+  entries = redis.call('LRANGE', queueKey, tonumber(from), tonumber(from) + count - 1)
+  next = #entries == count and tostring(tonumber(from) + count) or ''
+elseif what == 'processing' then
+  problem = wrongType(processingKey, 'zset') or wrongType(claimsKey, 'hash')
+  if problem then return problem end
+  entries = redis.call('ZRANGE', processingKey, tonumber(from), tonumber(from) + count - 1)
+  next = #entries == count and tostring(tonumber(from) + count) or ''
+elseif what == 'claims' then
+  problem = wrongType(claimsKey, 'hash') or wrongType(processingKey, 'zset')
+  if problem then return problem end
+  local page = redis.call('HSCAN', claimsKey, from, 'COUNT', count)
+  entries = {}
+  for i = 1, #page[2], 2 do entries[#entries + 1] = page[2][i] end
+  next = page[1] ~= '0' and page[1] or ''
+else
+  return redis.error_reply("ERR claim_consistency_page reads 'queue', 'processing' or 'claims'")
+end
+
+local flat = {}
+for _, entry in ipairs(entries) do
+  local fact
+  if what == 'processing' then
+    fact = redis.call('HEXISTS', claimsKey, entry) == 1
+  else
+    fact = redis.call('ZSCORE', processingKey, entry) ~= false
+  end
+  flat[#flat + 1] = entry
+  flat[#flat + 1] = fact and '1' or '0'
+end
+return {'OK', next, flat}
