@@ -4,18 +4,22 @@
 -- updated later); a copied job joins its workspace index and expires at the legacy record's
 -- absolute expiry time, to the millisecond.
 --
--- @keys 3 per job (at most 500 jobs per call)
--- KEYS[3i-2] legacyKey  hash  job:<jobId>: read only
--- KEYS[3i-1] newKey     hash  ws:<workspaceId>:job:<jobId>: written when absent (resync: when older)
--- KEYS[3i]   indexKey   zset  ws:<workspaceId>:jobs: gains jobId at created_at (ZADD NX)
+-- @keys 1 + 3 per job (at most 500 jobs per call)
+-- KEYS[1]    stageKey   hash  the layout's stage record (see the include below)
+-- KEYS[3i-1] legacyKey  hash  job:<jobId>: read only
+-- KEYS[3i]   newKey     hash  ws:<workspaceId>:job:<jobId>: written when absent (resync: when older)
+-- KEYS[3i+1] indexKey   zset  ws:<workspaceId>:jobs: gains jobId at created_at (ZADD NX)
 --
--- ARGV[1]    mode 'copy'|'resync'
--- ARGV[2i]   workspaceId of job i, as the caller read it from the legacy record
--- ARGV[2i+1] jobId of job i
+-- ARGV[1]    stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
+-- ARGV[2]    the plan in static mode (src/stages.ts planCode)
+-- ARGV[3]    mode 'copy'|'resync'
+-- ARGV[2i+2] workspaceId of job i, as the caller read it from the legacy record
+-- ARGV[2i+3] jobId of job i
 --
--- Replies (first element is the reply code):
+-- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
 --   {'OK', results}                     one result per job, in KEYS order (below)
 --   {'NO_PERMISSION', command, key}     the ACL user may not run a write: nothing written
+--   {'STAGE_UNSET'} | {'EPOCH_CHANGED'} managed mode: the run started under another epoch; nothing written
 -- Each result: {outcome, detail}
 --   {'copied', expiresAt}       new record created from the legacy one; expiresAt as PEXPIRETIME ('-1': none)
 --   {'resynced', fields}        resync: the new record was older and is now the legacy record, or its
@@ -24,7 +28,7 @@
 --   {'same', indexed}           the new record already equals the legacy one; indexed '1' when the
 --                               job was missing from its index and was added
 --   {'conflict', fields}        both exist and differ (resync: the new one is not older): not written
---   {'changed', ''}             the legacy record's workspace_id is no longer ARGV[2i]: not written
+--   {'changed', ''}             the legacy record's workspace_id is no longer ARGV[2i+2]: not written
 --   {'gone', ''}                the legacy key no longer exists: nothing to copy
 --   {'bad_created_at', ''}      created_at is not a decimal number of ms, so the job cannot be
 --                               indexed: not written (the same rule the caller applies)
@@ -33,116 +37,124 @@
 -- Every job's outcome is decided before the first write: Redis keeps the writes a failing script
 -- already made. The shebang (no no-writes flag) makes an over-maxmemory server refuse the call.
 
-local jobCount = #KEYS / 3
-if jobCount < 1 or jobCount > 500 or #KEYS % 3 ~= 0 or #ARGV ~= 1 + 2 * jobCount then
-  return redis.error_reply('ERR backfill_batch takes 1 to 500 jobs of 3 keys and 2 arguments each')
-end
-local resync = ARGV[1] == 'resync'
+-- @include stage.v1.lua
 
-local function keyType(key)
-  return redis.call('TYPE', key)['ok']
-end
-
-local function record(key)
-  local flat = redis.call('HGETALL', key)
-  local byName = {}
-  for i = 1, #flat, 2 do byName[flat[i]] = flat[i + 1] end
-  return flat, byName
-end
-
-local function differingFields(a, b)
-  local names = {}
-  for name, value in pairs(a) do
-    if b[name] ~= value then names[#names + 1] = name end
+local function run()
+  local jobCount = (#KEYS - 1) / 3
+  if jobCount < 1 or jobCount > 500 or jobCount % 1 ~= 0 or #ARGV ~= 3 + 2 * jobCount then
+    return redis.error_reply('ERR backfill_batch takes the stage key and 1 to 500 jobs of 3 keys and 2 arguments each')
   end
-  for name in pairs(b) do
-    if a[name] == nil then names[#names + 1] = name end
+  local resync = ARGV[3] == 'resync'
+
+  local function keyType(key)
+    return redis.call('TYPE', key)['ok']
   end
-  table.sort(names)
-  return names
-end
 
--- A valid created_at: a decimal number of ms, as src/migrate/legacy-record.ts defines it.
-local function validCreatedAt(value)
-  return value ~= nil and (string.match(value, '^%d+$') or string.match(value, '^%d+%.%d+$')) ~= nil
-end
+  local function record(key)
+    local flat = redis.call('HGETALL', key)
+    local byName = {}
+    for i = 1, #flat, 2 do byName[flat[i]] = flat[i + 1] end
+    return flat, byName
+  end
 
--- Phase 1: decide every job's outcome; nothing is written here.
-local results, plans = {}, {}
-for job = 1, jobCount do
-  local legacyKey, newKey, indexKey = KEYS[3 * job - 2], KEYS[3 * job - 1], KEYS[3 * job]
-  local workspaceId, jobId = ARGV[2 * job], ARGV[2 * job + 1]
-  local legacyType, newType, indexType = keyType(legacyKey), keyType(newKey), keyType(indexKey)
-  local result, plan
-  if legacyType == 'none' then
-    result = {'gone', ''}
-  elseif legacyType ~= 'hash' then
-    result = {'wrongtype', legacyKey}
-  elseif newType ~= 'none' and newType ~= 'hash' then
-    result = {'wrongtype', newKey}
-  elseif indexType ~= 'none' and indexType ~= 'zset' then
-    result = {'wrongtype', indexKey}
-  else
-    local legacyFlat, legacy = record(legacyKey)
-    local expiresAt = redis.call('PEXPIRETIME', legacyKey)
-    if legacy['workspace_id'] ~= workspaceId then
-      result = {'changed', ''}
-    elseif not validCreatedAt(legacy['created_at']) then
-      result = {'bad_created_at', ''}
-    elseif newType == 'none' then
-      result = {'copied', tostring(expiresAt)}
-      plan = {action = 'copy', flat = legacyFlat, createdAt = legacy['created_at'], expiresAt = expiresAt}
+  local function differingFields(a, b)
+    local names = {}
+    for name, value in pairs(a) do
+      if b[name] ~= value then names[#names + 1] = name end
+    end
+    for name in pairs(b) do
+      if a[name] == nil then names[#names + 1] = name end
+    end
+    table.sort(names)
+    return names
+  end
+
+  -- A valid created_at: a decimal number of ms, as src/migrate/legacy-record.ts defines it.
+  local function validCreatedAt(value)
+    return value ~= nil and (string.match(value, '^%d+$') or string.match(value, '^%d+%.%d+$')) ~= nil
+  end
+
+  -- Phase 1: decide every job's outcome; nothing is written here.
+  local results, writes = {}, {}
+  for job = 1, jobCount do
+    local legacyKey, newKey, indexKey = KEYS[3 * job - 1], KEYS[3 * job], KEYS[3 * job + 1]
+    local workspaceId, jobId = ARGV[2 * job + 2], ARGV[2 * job + 3]
+    local legacyType, newType, indexType = keyType(legacyKey), keyType(newKey), keyType(indexKey)
+    local result, write
+    if legacyType == 'none' then
+      result = {'gone', ''}
+    elseif legacyType ~= 'hash' then
+      result = {'wrongtype', legacyKey}
+    elseif newType ~= 'none' and newType ~= 'hash' then
+      result = {'wrongtype', newKey}
+    elseif indexType ~= 'none' and indexType ~= 'zset' then
+      result = {'wrongtype', indexKey}
     else
-      local _, new = record(newKey)
-      local differing = differingFields(legacy, new)
-      if #differing == 0 then
-        local indexed = redis.call('ZSCORE', indexKey, jobId) == false
-        if resync and redis.call('PEXPIRETIME', newKey) ~= expiresAt then
-          result = {'resynced', {}}
-          plan = {action = 'expiry', createdAt = legacy['created_at'], expiresAt = expiresAt}
-        else
-          result = {'same', indexed and '1' or '0'}
-          if indexed then plan = {action = 'index', createdAt = legacy['created_at']} end
-        end
-      elseif resync and tonumber(legacy['updated_at']) and tonumber(new['updated_at'])
-        and tonumber(legacy['updated_at']) > tonumber(new['updated_at']) then
-        result = {'resynced', differing}
-        plan = {action = 'replace', flat = legacyFlat, createdAt = legacy['created_at'], expiresAt = expiresAt}
+      local legacyFlat, legacy = record(legacyKey)
+      local expiresAt = redis.call('PEXPIRETIME', legacyKey)
+      if legacy['workspace_id'] ~= workspaceId then
+        result = {'changed', ''}
+      elseif not validCreatedAt(legacy['created_at']) then
+        result = {'bad_created_at', ''}
+      elseif newType == 'none' then
+        result = {'copied', tostring(expiresAt)}
+        write = {action = 'copy', flat = legacyFlat, createdAt = legacy['created_at'], expiresAt = expiresAt}
       else
-        result = {'conflict', differing}
+        local _, new = record(newKey)
+        local differing = differingFields(legacy, new)
+        if #differing == 0 then
+          local indexed = redis.call('ZSCORE', indexKey, jobId) == false
+          if resync and redis.call('PEXPIRETIME', newKey) ~= expiresAt then
+            result = {'resynced', {}}
+            write = {action = 'expiry', createdAt = legacy['created_at'], expiresAt = expiresAt}
+          else
+            result = {'same', indexed and '1' or '0'}
+            if indexed then write = {action = 'index', createdAt = legacy['created_at']} end
+          end
+        elseif resync and tonumber(legacy['updated_at']) and tonumber(new['updated_at'])
+          and tonumber(legacy['updated_at']) > tonumber(new['updated_at']) then
+          result = {'resynced', differing}
+          write = {action = 'replace', flat = legacyFlat, createdAt = legacy['created_at'], expiresAt = expiresAt}
+        else
+          result = {'conflict', differing}
+        end
       end
     end
+    if write then
+      write.newKey, write.indexKey, write.jobId = newKey, indexKey, jobId
+      writes[#writes + 1] = write
+    end
+    results[job] = result
   end
-  if plan then
-    plan.newKey, plan.indexKey, plan.jobId = newKey, indexKey, jobId
-    plans[#plans + 1] = plan
+
+  -- Redis checks ACLs at each command, so ask about every write before the first one.
+  for _, write in ipairs(writes) do
+    local checks = {{'ZADD', write.indexKey, 'NX', '0', write.jobId}}
+    if write.action == 'copy' or write.action == 'replace' then checks[#checks + 1] = {'HSET', write.newKey, 'f', 'v'} end
+    if write.action == 'replace' then checks[#checks + 1] = {'DEL', write.newKey} end
+    if write.expiresAt and write.expiresAt > 0 then checks[#checks + 1] = {'PEXPIREAT', write.newKey, '1'} end
+    if write.action == 'expiry' and write.expiresAt < 0 then checks[#checks + 1] = {'PERSIST', write.newKey} end
+    for _, check in ipairs(checks) do
+      if not redis.acl_check_cmd(unpack(check)) then return {'NO_PERMISSION', check[1], check[2]} end
+    end
   end
-  results[job] = result
+
+  -- Phase 2: all checks passed; from here on only writes.
+  for _, write in ipairs(writes) do
+    -- A replaced record loses the fields the legacy one lacks, so both layouts end equal.
+    if write.action == 'replace' then redis.call('DEL', write.newKey) end
+    if write.action == 'copy' or write.action == 'replace' then redis.call('HSET', write.newKey, unpack(write.flat)) end
+    if write.expiresAt and write.expiresAt > 0 then
+      redis.call('PEXPIREAT', write.newKey, write.expiresAt)
+    elseif write.action == 'expiry' then
+      redis.call('PERSIST', write.newKey)
+    end
+    redis.call('ZADD', write.indexKey, 'NX', write.createdAt, write.jobId)
+  end
+
+  return {'OK', results}
 end
 
--- Redis checks ACLs at each command, so ask about every write before the first one.
-for _, plan in ipairs(plans) do
-  local checks = {{'ZADD', plan.indexKey, 'NX', '0', plan.jobId}}
-  if plan.action == 'copy' or plan.action == 'replace' then checks[#checks + 1] = {'HSET', plan.newKey, 'f', 'v'} end
-  if plan.action == 'replace' then checks[#checks + 1] = {'DEL', plan.newKey} end
-  if plan.expiresAt and plan.expiresAt > 0 then checks[#checks + 1] = {'PEXPIREAT', plan.newKey, '1'} end
-  if plan.action == 'expiry' and plan.expiresAt < 0 then checks[#checks + 1] = {'PERSIST', plan.newKey} end
-  for _, check in ipairs(checks) do
-    if not redis.acl_check_cmd(unpack(check)) then return {'NO_PERMISSION', check[1], check[2]} end
-  end
-end
-
--- Phase 2: all checks passed; from here on only writes.
-for _, plan in ipairs(plans) do
-  -- A replaced record loses the fields the legacy one lacks, so both layouts end equal.
-  if plan.action == 'replace' then redis.call('DEL', plan.newKey) end
-  if plan.action == 'copy' or plan.action == 'replace' then redis.call('HSET', plan.newKey, unpack(plan.flat)) end
-  if plan.expiresAt and plan.expiresAt > 0 then
-    redis.call('PEXPIREAT', plan.newKey, plan.expiresAt)
-  elseif plan.action == 'expiry' then
-    redis.call('PERSIST', plan.newKey)
-  end
-  redis.call('ZADD', plan.indexKey, 'NX', plan.createdAt, plan.jobId)
-end
-
-return {'OK', results}
+local reply = run()
+if reply['err'] then return reply end
+return {epoch, stageName, reply}

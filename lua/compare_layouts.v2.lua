@@ -3,76 +3,88 @@
 -- fields its two records disagree on and when each expires, each job in one consistent snapshot, so
 -- a dual write or update landing mid-check is never mistaken for a divergence. Reads only.
 --
--- @keys 3 per job (at most 500 jobs per call)
--- KEYS[3i-2] legacyKey  hash  job:<jobId>
--- KEYS[3i-1] newKey     hash  ws:<workspaceId>:job:<jobId>
--- KEYS[3i]   indexKey   zset  ws:<workspaceId>:jobs
+-- @keys 1 + 3 per job (at most 500 jobs per call)
+-- KEYS[1]    stageKey   hash  the layout's stage record (see the include below)
+-- KEYS[3i-1] legacyKey  hash  job:<jobId>
+-- KEYS[3i]   newKey     hash  ws:<workspaceId>:job:<jobId>
+-- KEYS[3i+1] indexKey   zset  ws:<workspaceId>:jobs
 --
--- ARGV[1]    compareFields '1'|'0': also read both records whole, name the fields that differ, and
+-- ARGV[1]    stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
+-- ARGV[2]    the plan in static mode (src/stages.ts planCode)
+-- ARGV[3]    compareFields '1'|'0': also read both records whole, name the fields that differ, and
 --            read both absolute expiry times
--- ARGV[2i]   workspaceId of job i
--- ARGV[2i+1] jobId of job i
+-- ARGV[2i+2] workspaceId of job i
+-- ARGV[2i+3] jobId of job i
 --
--- Replies (first element is the reply code):
+-- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
+-- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', results}   one result per job, in KEYS order:
 --                     {legacy, new, indexed, differingFields, legacyExpiresAt, newExpiresAt}
---     legacy           'none' | 'ours' (its workspace_id is ARGV[2i]) | 'foreign' | another key type
+--     legacy           'none' | 'ours' (its workspace_id is ARGV[2i+2]) | 'foreign' | another key type
 --     new              'none' | 'hash' | another key type
 --     indexed          '1' | '0' ('0' too when the index key holds another type)
 --     differingFields  names of the fields whose values differ, sorted ({} unless both are hashes
---                      of this workspace and ARGV[1] is '1')
+--                      of this workspace and ARGV[3] is '1')
 --     legacyExpiresAt, newExpiresAt  PEXPIRETIME of each record: ms since the epoch, -1 for none
 --                      (both -1 unless differingFields was read)
 -- A legacy key is global (job:<jobId>): one whose workspace_id is another workspace's is not this
 -- job's legacy record.
 
-local jobCount = #KEYS / 3
-if jobCount < 1 or jobCount > 500 or #KEYS % 3 ~= 0 or #ARGV ~= 1 + 2 * jobCount then
-  return redis.error_reply('ERR compare_layouts takes 1 to 500 jobs of 3 keys and 2 arguments each')
-end
-local compareFields = ARGV[1] == '1'
+-- @include stage.v1.lua
 
-local function keyType(key)
-  return redis.call('TYPE', key)['ok']
-end
-
-local function record(key)
-  local flat = redis.call('HGETALL', key)
-  local byName = {}
-  for i = 1, #flat, 2 do byName[flat[i]] = flat[i + 1] end
-  return byName
-end
-
-local function differingFields(a, b)
-  local names = {}
-  for name, value in pairs(a) do
-    if b[name] ~= value then names[#names + 1] = name end
+local function run()
+  local jobCount = (#KEYS - 1) / 3
+  if jobCount < 1 or jobCount > 500 or jobCount % 1 ~= 0 or #ARGV ~= 3 + 2 * jobCount then
+    return redis.error_reply('ERR compare_layouts takes the stage key and 1 to 500 jobs of 3 keys and 2 arguments each')
   end
-  for name in pairs(b) do
-    if a[name] == nil then names[#names + 1] = name end
+  local compareFields = ARGV[3] == '1'
+
+  local function keyType(key)
+    return redis.call('TYPE', key)['ok']
   end
-  table.sort(names)
-  return names
+
+  local function record(key)
+    local flat = redis.call('HGETALL', key)
+    local byName = {}
+    for i = 1, #flat, 2 do byName[flat[i]] = flat[i + 1] end
+    return byName
+  end
+
+  local function differingFields(a, b)
+    local names = {}
+    for name, value in pairs(a) do
+      if b[name] ~= value then names[#names + 1] = name end
+    end
+    for name in pairs(b) do
+      if a[name] == nil then names[#names + 1] = name end
+    end
+    table.sort(names)
+    return names
+  end
+
+  local results = {}
+  for job = 1, jobCount do
+    local legacyKey, newKey, indexKey = KEYS[3 * job - 1], KEYS[3 * job], KEYS[3 * job + 1]
+    local workspaceId, jobId = ARGV[2 * job + 2], ARGV[2 * job + 3]
+
+    local legacy = keyType(legacyKey)
+    if legacy == 'hash' then
+      legacy = redis.call('HGET', legacyKey, 'workspace_id') == workspaceId and 'ours' or 'foreign'
+    end
+    local new = keyType(newKey)
+    local indexed = '0'
+    if keyType(indexKey) == 'zset' and redis.call('ZSCORE', indexKey, jobId) then indexed = '1' end
+
+    local differing, legacyExpiresAt, newExpiresAt = {}, -1, -1
+    if compareFields and legacy == 'ours' and new == 'hash' then
+      differing = differingFields(record(legacyKey), record(newKey))
+      legacyExpiresAt, newExpiresAt = redis.call('PEXPIRETIME', legacyKey), redis.call('PEXPIRETIME', newKey)
+    end
+    results[job] = {legacy, new, indexed, differing, legacyExpiresAt, newExpiresAt}
+  end
+  return {'OK', results}
 end
 
-local results = {}
-for job = 1, jobCount do
-  local legacyKey, newKey, indexKey = KEYS[3 * job - 2], KEYS[3 * job - 1], KEYS[3 * job]
-  local workspaceId, jobId = ARGV[2 * job], ARGV[2 * job + 1]
-
-  local legacy = keyType(legacyKey)
-  if legacy == 'hash' then
-    legacy = redis.call('HGET', legacyKey, 'workspace_id') == workspaceId and 'ours' or 'foreign'
-  end
-  local new = keyType(newKey)
-  local indexed = '0'
-  if keyType(indexKey) == 'zset' and redis.call('ZSCORE', indexKey, jobId) then indexed = '1' end
-
-  local differing, legacyExpiresAt, newExpiresAt = {}, -1, -1
-  if compareFields and legacy == 'ours' and new == 'hash' then
-    differing = differingFields(record(legacyKey), record(newKey))
-    legacyExpiresAt, newExpiresAt = redis.call('PEXPIRETIME', legacyKey), redis.call('PEXPIRETIME', newKey)
-  end
-  results[job] = {legacy, new, indexed, differing, legacyExpiresAt, newExpiresAt}
-end
-return {'OK', results}
+local reply = run()
+if reply['err'] then return reply end
+return {epoch, stageName, reply}

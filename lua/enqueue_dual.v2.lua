@@ -2,20 +2,23 @@
 -- enqueue_dual v2: create one job in the layouts the stage writes, push it on the queue, index it,
 -- and remember the idempotency key, all in one atomic step.
 --
--- @keys 5
--- KEYS[1] idempotencyKey  string  "<fingerprint>:<jobId>"; untouched when ARGV[5] is ''
--- KEYS[2] legacyKey       hash    job:<jobId>; must be free in every stage, written only when ARGV[7] is '1'
--- KEYS[3] newKey          hash    ws:<workspaceId>:job:<jobId>; untouched when ARGV[8] is '0'
--- KEYS[4] queueKey        list    RPUSH of ARGV[9]
--- KEYS[5] indexKey        zset    member jobId, score created_at (ms)
+-- @keys 6
+-- KEYS[1] stageKey        hash    the layout's stage record (see the include below)
+-- KEYS[2] idempotencyKey  string  "<fingerprint>:<jobId>"; untouched when ARGV[7] is ''
+-- KEYS[3] legacyKey       hash    job:<jobId>; must be free in every stage, written only when the plan
+--                                 writes the legacy layout
+-- KEYS[4] newKey          hash    ws:<workspaceId>:job:<jobId>; untouched unless the plan writes the new layout
+-- KEYS[5] queueKey        list    RPUSH of the job's entry: the bare jobId while the legacy layout is
+--                                 written, else "<workspaceId>:<jobId>"
+-- KEYS[6] indexKey        zset    member jobId, score created_at (ms)
 --
--- ARGV[1] jobId            ARGV[2] workspaceId      ARGV[3] type        ARGV[4] payload (JSON)
--- ARGV[5] fingerprint of the request ('' = no idempotency key)
--- ARGV[6] idempotency TTL in seconds
--- ARGV[7] writeLegacy '1'|'0'                        ARGV[8] writeNew '1'|'0'
--- ARGV[9] queue entry (the bare jobId while the legacy layout is written, else "<workspaceId>:<jobId>")
+-- ARGV[1] stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
+-- ARGV[2] the plan in static mode (src/stages.ts planCode)
+-- ARGV[3] jobId            ARGV[4] workspaceId      ARGV[5] type        ARGV[6] payload (JSON)
+-- ARGV[7] fingerprint of the request ('' = no idempotency key)
+-- ARGV[8] idempotency TTL in seconds
 --
--- Replies (first element is the reply code):
+-- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
 --   {'CREATED', jobId, createdAtMs}
 --   {'REPLAY', originalJobId}               same idempotency key, same request: nothing written, TTL kept
 --   {'IDEMPOTENCY_CONFLICT', originalJobId} same idempotency key, different request: nothing written
@@ -25,79 +28,88 @@
 --                                           rollback would bring both jobs back under one key
 --   {'WRONGTYPE', key, expected, actual}    a key holds another type: nothing written
 --   {'NO_PERMISSION', command, key}         the ACL user may not run a write: nothing written
+--   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}     managed mode: no stage record, or another epoch: nothing written
 --
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 -- The queue push is the first write and checks itself (see below). The shebang (no no-writes flag)
 -- makes an over-maxmemory server refuse the call before it starts.
 
-local idempotencyKey, legacyKey, newKey, queueKey, indexKey = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
-local jobId, workspaceId, jobType, payload = ARGV[1], ARGV[2], ARGV[3], ARGV[4]
-local fingerprint, idempotencyTtl = ARGV[5], ARGV[6]
-local writeLegacy, writeNew, queueEntry = ARGV[7] == '1', ARGV[8] == '1', ARGV[9]
+-- @include stage.v1.lua
 
-local function wrongType(key, expected, actual)
-  if actual ~= 'none' and actual ~= expected then return {'WRONGTYPE', key, expected, actual} end
-end
-local function typeOf(key)
-  return redis.call('TYPE', key)['ok']
-end
+local function run()
+  local idempotencyKey, legacyKey, newKey, queueKey, indexKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
+  local jobId, workspaceId, jobType, payload = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
+  local fingerprint, idempotencyTtl = ARGV[7], ARGV[8]
 
-local problem = wrongType(indexKey, 'zset', typeOf(indexKey))
-if problem then return problem end
-
-if fingerprint ~= '' then
-  -- GET answers both questions, the key's type and what it remembers; pcall keeps a wrong type
-  -- from ending the script with Redis' own error.
-  local remembered = redis.pcall('GET', idempotencyKey)
-  if type(remembered) == 'table' then return wrongType(idempotencyKey, 'string', typeOf(idempotencyKey)) end
-  if remembered then
-    local rememberedFingerprint, originalJobId = string.match(remembered, '^(%x+):(.+)$')
-    if rememberedFingerprint == fingerprint then return {'REPLAY', originalJobId} end
-    return {'IDEMPOTENCY_CONFLICT', originalJobId or ''}
+  local function wrongType(key, expected, actual)
+    if actual ~= 'none' and actual ~= expected then return {'WRONGTYPE', key, expected, actual} end
   end
+  local function typeOf(key)
+    return redis.call('TYPE', key)['ok']
+  end
+
+  local problem = wrongType(indexKey, 'zset', typeOf(indexKey))
+  if problem then return problem end
+
+  if fingerprint ~= '' then
+    -- GET answers both questions, the key's type and what it remembers; pcall keeps a wrong type
+    -- from ending the script with Redis' own error.
+    local remembered = redis.pcall('GET', idempotencyKey)
+    if type(remembered) == 'table' then return wrongType(idempotencyKey, 'string', typeOf(idempotencyKey)) end
+    if remembered then
+      local rememberedFingerprint, originalJobId = string.match(remembered, '^(%x+):(.+)$')
+      if rememberedFingerprint == fingerprint then return {'REPLAY', originalJobId} end
+      return {'IDEMPOTENCY_CONFLICT', originalJobId or ''}
+    end
+  end
+
+  -- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
+  local function taken(key, layout)
+    local actual = typeOf(key)
+    if actual == 'hash' then return {'DUPLICATE', layout} end
+    return wrongType(key, 'hash', actual)
+  end
+  problem = taken(legacyKey, 'legacy') or (writeNew and taken(newKey, 'new'))
+  if problem then return problem end
+
+  -- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
+  -- leave the writes before it behind: ask about every write first.
+  local function refused(command, key, ...)
+    if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
+  end
+  local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
+    or (writeNew and refused('HSET', newKey, 'f', 'v'))
+    or refused('ZADD', indexKey, '0', jobId)
+    or (fingerprint ~= '' and refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl))
+  if denied then return denied end
+
+  local time = redis.call('TIME')
+  local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
+
+  -- The first write is its own check: when Redis refuses it (a queue key of another type, an ACL
+  -- that denies it), nothing has been written yet. The checks above cover every write after it.
+  local queueEntry = writeLegacy and jobId or (workspaceId .. ':' .. jobId)
+  local pushed = redis.pcall('RPUSH', queueKey, queueEntry)
+  if type(pushed) == 'table' and pushed['err'] then
+    if string.find(pushed['err'], '^WRONGTYPE') then return {'WRONGTYPE', queueKey, 'list', typeOf(queueKey)} end
+    if not redis.acl_check_cmd('RPUSH', queueKey, queueEntry) then return {'NO_PERMISSION', 'RPUSH', queueKey} end
+    return redis.error_reply(pushed['err'])
+  end
+
+  local fields = {
+    'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
+    'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
+  }
+  if writeLegacy then redis.call('HSET', legacyKey, unpack(fields)) end
+  if writeNew then redis.call('HSET', newKey, unpack(fields)) end
+  redis.call('ZADD', indexKey, nowMs, jobId)
+  if fingerprint ~= '' then
+    redis.call('SET', idempotencyKey, fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)
+  end
+
+  return {'CREATED', jobId, nowMs}
 end
 
--- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
-local function taken(key, layout)
-  local actual = typeOf(key)
-  if actual == 'hash' then return {'DUPLICATE', layout} end
-  return wrongType(key, 'hash', actual)
-end
-problem = taken(legacyKey, 'legacy') or (writeNew and taken(newKey, 'new'))
-if problem then return problem end
-
--- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
--- leave the writes before it behind: ask about every write first.
-local function refused(command, key, ...)
-  if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
-end
-local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
-  or (writeNew and refused('HSET', newKey, 'f', 'v'))
-  or refused('ZADD', indexKey, '0', jobId)
-  or (fingerprint ~= '' and refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl))
-if denied then return denied end
-
-local time = redis.call('TIME')
-local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
-
--- The first write is its own check: when Redis refuses it (a queue key of another type, an ACL
--- that denies it), nothing has been written yet. The checks above cover every write after it.
-local pushed = redis.pcall('RPUSH', queueKey, queueEntry)
-if type(pushed) == 'table' and pushed['err'] then
-  if string.find(pushed['err'], '^WRONGTYPE') then return {'WRONGTYPE', queueKey, 'list', typeOf(queueKey)} end
-  if not redis.acl_check_cmd('RPUSH', queueKey, queueEntry) then return {'NO_PERMISSION', 'RPUSH', queueKey} end
-  return redis.error_reply(pushed['err'])
-end
-
-local fields = {
-  'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
-  'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
-}
-if writeLegacy then redis.call('HSET', legacyKey, unpack(fields)) end
-if writeNew then redis.call('HSET', newKey, unpack(fields)) end
-redis.call('ZADD', indexKey, nowMs, jobId)
-if fingerprint ~= '' then
-  redis.call('SET', idempotencyKey, fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)
-end
-
-return {'CREATED', jobId, nowMs}
+local reply = run()
+if reply['err'] then return reply end
+return {epoch, stageName, reply}

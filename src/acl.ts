@@ -8,7 +8,7 @@ export const SERVICE_COMMANDS = [
   // deploy user's preload when this user may not run SCRIPT LOAD
   'evalsha', 'eval', 'script|exists',
   // what the service scripts run inside
-  'type', 'exists', 'get', 'set', 'time', 'hget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem',
+  'type', 'exists', 'get', 'set', 'time', 'hget', 'hmget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem',
   // a repair copies a record's absolute expiry with it
   'pexpiretime', 'pexpireat',
   'zadd', 'zcount', 'zrange', 'zrem', 'zrevrank', 'zscore',
@@ -19,9 +19,12 @@ export const SERVICE_COMMANDS = [
   'cluster|slots',
 ] as const;
 
-/** The key patterns of the default layout under a key prefix. */
+/**
+ * The key patterns of the default layout under a key prefix: the jobs, the workspaces' keys, the
+ * queues, and the layout's own (the stage record every managed script reads, the heartbeats).
+ */
 export function serviceKeyPatterns(keyPrefix = ''): string[] {
-  return ['job:*', 'ws:*', 'queue:*'].map((pattern) => `~${keyPrefix}${pattern}`);
+  return ['job:*', 'ws:*', 'queue:*', 'dualwrite:*'].map((pattern) => `~${keyPrefix}${pattern}`);
 }
 
 /** ACL SETUSER rules for a service user: `ACL SETUSER <name> on ><password> ...serviceAclRules()`. */

@@ -1,9 +1,9 @@
 import { ClaimContentionError } from './errors';
 import { decodeJob, type Job } from './job';
 import { ID_PATTERN, parseQueueEntry } from './keys';
-import { countForeignLegacy, countRepair, flag, rethrowTranslated, SCRIPT, type QueueContext } from './queue-context';
+import { countForeignLegacy, countRepair, rethrowTranslated, SCRIPT, type QueueContext } from './queue-context';
 import { errorForReply, translateRedisError } from './scripts/replies';
-import { planFor } from './stages';
+import { runStaged } from './stage-control/run';
 import type { Operation } from './telemetry';
 import type { RecoverStalledResult, UpdateStatusResult } from './types';
 
@@ -13,7 +13,6 @@ const CLAIM_ATTEMPTS = 50;
 
 /** One claim: the next queued job for a worker, or null when nothing is queued. */
 export async function claimNext(ctx: QueueContext, workerId: string, visibilityMs: number): Promise<Job | null> {
-  const plan = planFor(ctx.stage());
   const queueKey = ctx.keys.queue(ctx.queueName);
   // A claim takes the head, so one worker sees FIFO order; after losing the head to another
   // worker it picks among the first few entries, so many workers rarely collide twice. Orphaned
@@ -23,7 +22,9 @@ export async function claimNext(ctx: QueueContext, workerId: string, visibilityM
     if (head.length === 0) return null;
     const entry = lostRaces === 0 ? head[0] : head[Math.floor(Math.random() * head.length)];
     const target = await locate(ctx, entry);
-    const reply = await ctx.scripts.run(
+    // The reads above do not depend on the stage: the script reads it, in the same step as the claim.
+    const { reply, plan } = await runStaged(
+      ctx,
       SCRIPT.claim,
       [
         queueKey,
@@ -32,17 +33,7 @@ export async function claimNext(ctx: QueueContext, workerId: string, visibilityM
         target.unsupported ? ctx.keys.unsupported(ctx.queueName) : ctx.keys.orphans(ctx.queueName),
         ...jobKeys(ctx, target),
       ],
-      [
-        entry,
-        target.workspaceId,
-        target.jobId,
-        workerId,
-        flag(plan.writeLegacy),
-        flag(plan.writeNew),
-        plan.readFrom,
-        CLAIM_DEPTH,
-        visibilityMs,
-      ],
+      [entry, target.workspaceId, target.jobId, workerId, CLAIM_DEPTH, visibilityMs],
     );
     switch (reply[0]) {
       case 'CLAIMED': {
@@ -76,14 +67,14 @@ export async function claimNext(ctx: QueueContext, workerId: string, visibilityM
  * `limit` per call. Entries whose job record is gone are moved aside.
  */
 export async function recoverStalledJobs(ctx: QueueContext, limit: number): Promise<RecoverStalledResult> {
-  const plan = planFor(ctx.stage());
   // Candidates by the client's clock; the script decides by the server's.
   const stalled = await ctx.redis.zrangebyscore(
     ctx.keys.processing(ctx.queueName), '-inf', Date.now(), 'LIMIT', 0, limit,
   ).catch(rethrowTranslated);
   if (stalled.length === 0) return { recovered: 0, orphaned: 0, unsupported: 0 };
   const targets = await Promise.all(stalled.map((entry) => locate(ctx, entry)));
-  const reply = await ctx.scripts.run(
+  const { reply } = await runStaged(
+    ctx,
     SCRIPT.recoverStalled,
     [
       ctx.keys.queue(ctx.queueName),
@@ -93,11 +84,7 @@ export async function recoverStalledJobs(ctx: QueueContext, limit: number): Prom
       ctx.keys.unsupported(ctx.queueName),
       ...targets.flatMap((target) => jobKeys(ctx, target).slice(0, 2)),
     ],
-    [
-      flag(plan.writeLegacy),
-      flag(plan.writeNew),
-      ...stalled.flatMap((entry, i) => [entry, targets[i].workspaceId, targets[i].unsupported ? 'unsupported' : '']),
-    ],
+    stalled.flatMap((entry, i) => [entry, targets[i].workspaceId, targets[i].unsupported ? 'unsupported' : '']),
   );
   if (reply[0] !== 'RECOVERED') throw errorForReply(reply, { workspaceId: '', jobId: '' });
   const [recovered, orphaned, , unsupported] = [Number(reply[1]), Number(reply[2]), Number(reply[3]), Number(reply[4])];

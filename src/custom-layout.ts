@@ -14,6 +14,10 @@ export const KEY_BUILDERS = [
   'orphans',
   'unsupported',
   'checkpoint',
+  'stage',
+  'stageHistory',
+  'instances',
+  'instanceInfo',
 ] as const satisfies readonly (keyof KeyLayout)[];
 export type KeyBuilderName = (typeof KEY_BUILDERS)[number];
 
@@ -89,6 +93,7 @@ export function sampleKeys(layout: KeyLayout, queueName: string): { name: KeyBui
     for (const key of idempotencyKeys) add('idempotency', workspaceId, key);
     add('workspaceIndex', workspaceId);
   }
+  for (const name of ['stage', 'stageHistory', 'instances', 'instanceInfo'] as const) add(name);
   for (const queue of queues) {
     add('queue', queue);
     add('processing', queue);

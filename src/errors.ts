@@ -19,7 +19,10 @@ export type ErrorCode =
   | 'EVICTION_POLICY'
   | 'WRONG_STAGE'
   | 'VERIFY_NOT_CLEAN'
-  | 'CROSS_SLOT';
+  | 'CROSS_SLOT'
+  | 'STAGE_UNSET'
+  | 'STAGE_CHANGED'
+  | 'TRANSITION_REFUSED';
 
 export abstract class DualWriteError extends Error {
   abstract readonly code: ErrorCode;
@@ -233,5 +236,51 @@ export class CrossSlotError extends DualWriteError {
         "preset `keys: clusterLayout('<tag>')`, which puts every key of a queue behind the hash tag {<tag>}, or " +
         'give every key of your layout the same {hash tag}. Nothing was sent.',
     );
+  }
+}
+
+/** Managed mode found no stage record for the layout. Nothing was written. */
+export class StageUnsetError extends DualWriteError {
+  readonly code = 'STAGE_UNSET' as const;
+  constructor(
+    /** The stage record's key. */
+    readonly key: string,
+  ) {
+    super(
+      `no stage record at ${key}: a managed queue takes its stage from there. Create it once for the layout with ` +
+        '`redis-dual-write stage init <stage> --reason "..."` (or Migration.initStage); nothing was written',
+    );
+  }
+}
+
+/**
+ * The stage changed while a call that spans several scripts was running, and it kept changing on
+ * every restart (or, for a migration run, the run stopped so it never mixes two stages). Nothing of
+ * the interrupted script was written; run the call again.
+ */
+export class StageChangedError extends DualWriteError {
+  readonly code = 'STAGE_CHANGED' as const;
+  constructor(
+    readonly operation: string,
+    /** The epoch the call started under, and the one it found. */
+    readonly startedEpoch: string,
+    readonly currentEpoch: string,
+  ) {
+    super(`${operation}: the stage changed from epoch ${startedEpoch} to ${currentEpoch} while it ran; run it again`);
+  }
+}
+
+/** A stage transition that a guard refused; nothing changed. `force` with a reason overrides it. */
+export class TransitionRefusedError extends DualWriteError {
+  readonly code = 'TRANSITION_REFUSED' as const;
+  constructor(
+    readonly from: string,
+    readonly to: string,
+    /** The guard's stable name, e.g. 'one_step', 'backfill_needed', 'verify_needed'. */
+    readonly rule: string,
+    /** What would satisfy it. */
+    readonly remedy: string,
+  ) {
+    super(`stage ${from} -> ${to} refused (${rule}): ${remedy}; nothing changed`);
   }
 }

@@ -52,6 +52,14 @@ export interface KeyLayout {
   unsupported(queueName: string): string;
   /** Where an interrupted backfill of a queue keeps its place: a hash. */
   checkpoint(queueName: string): string;
+  /** The layout's stage record (managed mode): a hash every script of the layout reads. */
+  stage(): string;
+  /** The last transitions of the stage record, newest first: a list. */
+  stageHistory(): string;
+  /** Service instances by their last heartbeat (ms): a sorted set. */
+  instances(): string;
+  /** What each instance said in its last heartbeat (JSON by instance id): a hash. */
+  instanceInfo(): string;
 }
 
 export function defaultLayout(keyPrefix: string): KeyLayout {
@@ -66,6 +74,10 @@ export function defaultLayout(keyPrefix: string): KeyLayout {
     orphans: (queueName) => `${keyPrefix}queue:${queueName}:orphans`,
     unsupported: (queueName) => `${keyPrefix}queue:${queueName}:unsupported`,
     checkpoint: (queueName) => `${keyPrefix}dualwrite:backfill:${queueName}`,
+    stage: () => `${keyPrefix}dualwrite:stage`,
+    stageHistory: () => `${keyPrefix}dualwrite:stage:history`,
+    instances: () => `${keyPrefix}dualwrite:instances`,
+    instanceInfo: () => `${keyPrefix}dualwrite:instances:info`,
   };
 }
 

@@ -1,21 +1,18 @@
 import type { KeyLayout } from './keys';
 import type { Logger } from './logger';
 import { translateRedisError } from './scripts/replies';
-import type { RedisClient, ScriptRegistry } from './scripts/registry';
-import type { Stage } from './stages';
+import type { RedisClient } from './scripts/registry';
+import type { StagedScripts } from './stage-control/run';
 import type { Metrics, Operation } from './telemetry';
 import type { UpdateStatusResult } from './types';
 
 /** What the queue's operations share; DualWriteQueue builds it once, the modules doing the work read it. */
-export interface QueueContext {
+export interface QueueContext extends StagedScripts {
   readonly redis: RedisClient;
   readonly queueName: string;
   readonly keys: KeyLayout;
-  readonly scripts: ScriptRegistry;
   readonly metrics: Metrics;
   readonly logger: Logger;
-  /** The current stage; an operation reads it once and keeps it for the whole call. */
-  stage(): Stage;
 }
 
 /** The script each operation runs, by manifest id. */
@@ -23,20 +20,11 @@ export const SCRIPT = {
   enqueue: 'enqueue_dual.v2',
   enqueueMany: 'enqueue_many_dual.v2',
   updateStatus: 'update_status_dual.v2',
-  read: 'read_with_fallback.v1',
-  listPage: 'list_index_page.v1',
+  read: 'read_with_fallback.v2',
+  listPage: 'list_index_page.v2',
   claim: 'claim_job.v2',
   recoverStalled: 'recover_stalled.v2',
 } as const;
-
-/**
- * The service-facing API. Each call validates its input, builds the keys, takes the current
- * stage's plan, and runs one script: nothing below this class knows about stages.
- */
-
-export function flag(value: boolean): string {
-  return value ? '1' : '0';
-}
 
 export function rethrowTranslated(error: unknown): never {
   throw translateRedisError(error);
@@ -51,7 +39,7 @@ export function countForeignLegacy(ctx: QueueContext, legacyForeign: unknown, op
   ctx.metrics.divergences.inc({ kind: 'job_id_collision' });
   ctx.logger.warn("redis-dual-write: the legacy key holds another workspace's job with this id; wrote the new layout only", {
     operation,
-    stage: ctx.stage(),
+    stage: ctx.stages.stage,
   });
 }
 
@@ -61,6 +49,6 @@ export function countRepair(ctx: QueueContext, repaired: UpdateStatusResult['rep
   ctx.logger.warn('redis-dual-write: job existed in one layout only; restored it', {
     operation,
     target: repaired,
-    stage: ctx.stage(),
+    stage: ctx.stages.stage,
   });
 }

@@ -6,19 +6,24 @@ import {
   DualWriteError,
   EvictionPolicyError,
   PermissionError,
+  StageUnsetError,
   RedisUnavailableError,
   UnsupportedRedisError,
   ValidationError,
 } from './errors';
 import type { Job } from './job';
 import { atIndex, prepareJob } from './job-input';
-import { checkPattern, ID_PATTERN, JOB_ID_PATTERN, KEY_PREFIX_PATTERN, QUEUE_NAME_PATTERN, queueEntry, type KeyLayout } from './keys';
+import { checkPattern, ID_PATTERN, JOB_ID_PATTERN, KEY_PREFIX_PATTERN, QUEUE_NAME_PATTERN, type KeyLayout } from './keys';
 import { checkLogger, type Logger } from './logger';
-import { countForeignLegacy, countRepair, flag, SCRIPT, type QueueContext } from './queue-context';
+import { countForeignLegacy, countRepair, SCRIPT, type QueueContext } from './queue-context';
 import { decodeCursor, listJobPage, readJobs } from './reads';
 import { errorForReply, translateRedisError } from './scripts/replies';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from './scripts/registry';
-import { assertStage, planFor, STAGES, type Stage, type StagePlan } from './stages';
+import { defaultInstanceId, Heartbeat } from './stage-control/heartbeat';
+import { readStageRecord } from './stage-control/record';
+import { StageSource } from './stage-control/source';
+import { runStaged } from './stage-control/run';
+import { assertStage, assertStageOption, STAGES, type Stage } from './stages';
 import { metricsFromOption, type Metrics, type Operation } from './telemetry';
 import type {
   ClaimInput,
@@ -51,6 +56,7 @@ export const DEFAULTS = {
   listLimit: 50,
   readyTimeoutMs: 5_000,
   visibilityTimeoutMs: 30_000,
+  heartbeatMs: 5_000,
 } as const;
 export const MAX_LIST_LIMIT = 1000;
 
@@ -63,7 +69,7 @@ const CLAIM_POLL_MS = { first: 10, max: 200 };
 
 export class DualWriteQueue {
   readonly queueName: string;
-  private currentStage: Stage;
+  private readonly stages: StageSource;
   private readonly redis: RedisClient;
   /** Where this queue's records live (the layout's key builders, with ids already validated). */
   readonly keys: KeyLayout;
@@ -73,18 +79,20 @@ export class DualWriteQueue {
   private readonly logger: Logger;
   private readonly scripts: ScriptRegistry;
   private readonly context: QueueContext;
+  private readonly heartbeat: Heartbeat | undefined;
 
   constructor(options: DualWriteQueueOptions) {
     const o = checkObject('options', options);
     rejectUnknownFields('options', o, [
       'redis', 'queueName', 'stage', 'keyPrefix', 'keys', 'idempotencyTtlSeconds', 'maxPayloadBytes', 'metrics', 'logger',
+      'heartbeat', 'instanceId',
     ]);
     if (typeof (o.redis as RedisClient | undefined)?.evalsha !== 'function') {
       throw new ValidationError('redis', 'type', 'must be an ioredis Redis or Cluster client');
     }
     this.redis = o.redis as RedisClient;
     this.queueName = checkPattern('queueName', o.queueName ?? DEFAULTS.queueName, QUEUE_NAME_PATTERN);
-    this.currentStage = assertStage(o.stage);
+    const stageOption = assertStageOption(o.stage);
     const keyPrefix = checkPattern('keyPrefix', o.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN);
     this.keys = resolveLayout(o.keys, keyPrefix, this.queueName);
     // Refused now, not at the first enqueue: on a Cluster a layout that splits an operation over
@@ -98,8 +106,14 @@ export class DualWriteQueue {
     );
     this.metrics = metricsFromOption(options.metrics);
     this.logger = checkLogger(options.logger);
-    this.showStage();
+    this.stages = new StageSource(stageOption, this.keys.stage(), (stage, epoch, previous) => this.seeStage(stage, epoch, previous));
+    if (stageOption !== 'managed') this.seeStage(stageOption, '', undefined);
     this.scripts = new ScriptRegistry(this.redis, this.metrics, this.logger);
+    const heartbeat = checkHeartbeat(o.heartbeat);
+    const instanceId = optional(o.instanceId, (v) => checkPattern('instanceId', v, ID_PATTERN)) ?? defaultInstanceId();
+    this.heartbeat = heartbeat
+      ? new Heartbeat(this.scripts, this.keys, instanceId, this.queueName, this.stages, heartbeat.intervalMs, this.logger)
+      : undefined;
     this.context = {
       redis: this.redis,
       queueName: this.queueName,
@@ -107,36 +121,59 @@ export class DualWriteQueue {
       scripts: this.scripts,
       metrics: this.metrics,
       logger: this.logger,
-      stage: () => this.currentStage,
+      stages: this.stages,
+      stageKey: this.keys.stage(),
     };
   }
 
-  get stage(): Stage {
-    return this.currentStage;
+  /**
+   * The stage calls run under: in static mode the one given; in managed mode the one the last
+   * script read from the stage record (undefined until the first call or ready()).
+   */
+  get stage(): Stage | undefined {
+    return this.stages.stage;
   }
 
-  /** Takes effect for calls made from now on; a call in flight keeps the stage it started with. */
+  /** 'managed' when the stage lives in the layout's stage record, else 'static'. */
+  get stageMode(): 'static' | 'managed' {
+    return this.stages.mode;
+  }
+
+  /** The stage record's epoch the last script ran under; '' in static mode. */
+  get epoch(): string {
+    return this.stages.epoch;
+  }
+
+  /**
+   * Static mode only: takes effect for calls made from now on; a call in flight keeps the stage it
+   * started with. A managed queue's stage lives in Redis: this is then a ValidationError.
+   */
   setStage(stage: Stage): void {
-    const next = assertStage(stage);
-    if (next !== this.currentStage) {
-      this.logger.info('redis-dual-write: stage changed', { from: this.currentStage, to: next });
-      this.currentStage = next;
-      this.showStage();
-    }
+    this.stages.setStatic(assertStage(stage));
   }
 
-  /** dualwrite_stage lets dashboards and alerts tell the stages apart. */
-  private showStage(): void {
-    for (const stage of STAGES) {
-      this.metrics.stage.set({ queue: this.queueName, stage }, stage === this.currentStage ? 1 : 0);
-    }
+  /** dualwrite_stage and dualwrite_stage_epoch let dashboards and alerts tell the stages apart. */
+  private seeStage(current: Stage, epoch: string, previous: Stage | undefined): void {
+    if (previous !== undefined) this.logger.info('redis-dual-write: stage changed', { from: previous, to: current, epoch });
+    for (const stage of STAGES) this.metrics.stage.set({ queue: this.queueName, stage }, stage === current ? 1 : 0);
+    if (epoch !== '') this.metrics.stageEpoch.set({ queue: this.queueName }, Number(epoch));
   }
 
   /**
    * Checks the server is Redis 7.0 or later and will not evict jobs, then preloads every script,
-   * proving each sha1.
+   * proving each sha1. A managed queue also reads the stage record, so a missing one is a
+   * StageUnsetError at startup rather than at the first call.
    */
   async ready(options: ReadyOptions = {}): Promise<PreloadedScript[]> {
+    return this.prepare(options, true);
+  }
+
+  /** ready() without reading the stage record: what Migration needs, which may be about to create it. */
+  serverReady(options: ReadyOptions = {}): Promise<PreloadedScript[]> {
+    return this.prepare(options, false);
+  }
+
+  private async prepare(options: ReadyOptions, withStage: boolean): Promise<PreloadedScript[]> {
     const o = checkObject('options', options);
     rejectUnknownFields('options', o, ['timeoutMs', 'evictionPolicy']);
     const timeoutMs = checkInteger('timeoutMs', o.timeoutMs ?? DEFAULTS.readyTimeoutMs, 1, 3_600_000);
@@ -152,7 +189,7 @@ export class DualWriteQueue {
       );
     });
     try {
-      return await Promise.race([this.checkServer(evictionPolicy), timeout]);
+      return await Promise.race([this.checkServer(evictionPolicy, withStage), timeout]);
     } catch (error) {
       if (error instanceof DualWriteError) throw error;
       throw new RedisUnavailableError(`Redis refused the readiness check: ${(error as Error).message}`, error);
@@ -161,7 +198,7 @@ export class DualWriteQueue {
     }
   }
 
-  private async checkServer(evictionPolicy: 'warn' | 'throw'): Promise<PreloadedScript[]> {
+  private async checkServer(evictionPolicy: 'warn' | 'throw', withStage: boolean): Promise<PreloadedScript[]> {
     // Each master of a Cluster holds jobs of its own slots: every one must run scripts and keep jobs.
     for (const server of await serversOf(this.redis)) {
       const info = await this.serverInfo(server.redis);
@@ -177,7 +214,13 @@ export class DualWriteQueue {
         });
       }
     }
-    return this.scripts.preload();
+    const preloaded = await this.scripts.preload();
+    if (withStage && this.stages.mode === 'managed') {
+      const record = await readStageRecord(this.redis, this.keys.stage());
+      if (!record) throw new StageUnsetError(this.keys.stage());
+      this.stages.note(record.stage, String(record.epoch));
+    }
+    return preloaded;
   }
 
   /** INFO server and memory, or undefined when the ACL user may not run INFO (checks are skipped, loudly). */
@@ -196,21 +239,11 @@ export class DualWriteQueue {
       'enqueue',
       async () => {
         const job = prepareJob(this.keys, this.maxPayloadBytes, input);
-        const plan = this.plan();
-        const reply = await this.scripts.run(
+        const { reply } = await runStaged(
+          this.context,
           SCRIPT.enqueue,
           [job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, this.keys.queue(this.queueName), job.indexKey],
-          [
-            job.jobId,
-            job.workspaceId,
-            job.type,
-            job.payload,
-            job.fingerprint,
-            this.idempotencyTtlSeconds,
-            flag(plan.writeLegacy),
-            flag(plan.writeNew),
-            queueEntry(plan.writeLegacy, job.workspaceId, job.jobId),
-          ],
+          [job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, this.idempotencyTtlSeconds],
         );
         if (reply[0] === 'CREATED') return { jobId: job.jobId, created: true };
         // A random UUID can only be taken by this very call: ioredis resent it after its reply was
@@ -247,14 +280,13 @@ export class DualWriteQueue {
       if (bytes > MAX_BATCH_PAYLOAD_BYTES) {
         throw new ValidationError('jobs', 'max-bytes', `hold ${bytes} bytes of payload, a batch takes at most ${MAX_BATCH_PAYLOAD_BYTES}`);
       }
-      const plan = this.plan();
       const keys = [this.keys.queue(this.queueName)];
-      const args: (string | number)[] = [flag(plan.writeLegacy), flag(plan.writeNew), this.idempotencyTtlSeconds];
+      const args: (string | number)[] = [this.idempotencyTtlSeconds];
       for (const job of jobs) {
         keys.push(job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, job.indexKey);
-        args.push(job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, queueEntry(plan.writeLegacy, job.workspaceId, job.jobId));
+        args.push(job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint);
       }
-      const reply = await this.scripts.run(SCRIPT.enqueueMany, keys, args);
+      const { reply } = await runStaged(this.context, SCRIPT.enqueueMany, keys, args);
       if (reply[0] === 'AT') {
         const index = Number(reply[1]) - 1;
         throw atIndex(errorForReply(reply[2] as unknown[], jobs[index]), index);
@@ -273,9 +305,9 @@ export class DualWriteQueue {
       const status = checkStatus('status', request.status);
       const expectedStatus = optional(request.expectedStatus, (v) => checkStatus('expectedStatus', v));
       const workerId = optional(request.workerId, (v) => checkPattern('workerId', v, ID_PATTERN));
-      const plan = this.plan();
 
-      const reply = await this.scripts.run(
+      const { reply } = await runStaged(
+        this.context,
         SCRIPT.updateStatus,
         [
           this.keys.legacyJob(jobId),
@@ -284,18 +316,7 @@ export class DualWriteQueue {
           this.keys.processing(this.queueName),
           this.keys.claims(this.queueName),
         ],
-        [
-          workspaceId,
-          jobId,
-          status,
-          expectedStatus ?? '',
-          flag(plan.writeLegacy),
-          flag(plan.writeNew),
-          plan.readFrom,
-          workerId ?? '',
-          queueEntry(true, workspaceId, jobId),
-          queueEntry(false, workspaceId, jobId),
-        ],
+        [workspaceId, jobId, status, expectedStatus ?? '', workerId ?? ''],
       );
       if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus, workerId });
       const repaired = String(reply[2]) as UpdateStatusResult['repaired'];
@@ -360,7 +381,7 @@ export class DualWriteQueue {
         rejectUnknownFields('input', request, ['workspaceId', 'jobId']);
         const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
         const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
-        const [job] = await readJobs(this.context, 'get_job', workspaceId, [jobId], this.plan());
+        const [job] = await readJobs(this.context, 'get_job', workspaceId, [jobId]);
         return job;
       },
       (job) => (job ? 'ok' : 'not_found'),
@@ -383,10 +404,6 @@ export class DualWriteQueue {
     });
   }
 
-  private plan(): StagePlan {
-    return planFor(this.currentStage);
-  }
-
   /** Counts and times one operation; the outcome is 'ok', a result-specific label, or an error code. */
   private async observe<T>(operation: Operation, work: () => Promise<T>, outcomeOf: (result: T) => string = () => 'ok'): Promise<T> {
     const started = process.hrtime.bigint();
@@ -401,7 +418,17 @@ export class DualWriteQueue {
     } finally {
       this.metrics.operations.inc({ operation, outcome });
       this.metrics.duration.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
+      // Only after a call that went through: a refused call leaves Redis exactly as it was.
+      if (outcome === 'ok' || outcome === 'replay' || outcome === 'not_found' || outcome === 'empty') this.heartbeat?.maybeBeat();
     }
   }
+}
+
+/** The heartbeat option: on by default, every DEFAULTS.heartbeatMs; false turns it off. */
+function checkHeartbeat(value: unknown): { intervalMs: number } | undefined {
+  if (value === false) return undefined;
+  const o = checkObject('heartbeat', value ?? {});
+  rejectUnknownFields('heartbeat', o, ['intervalMs']);
+  return { intervalMs: checkInteger('heartbeat.intervalMs', o.intervalMs ?? DEFAULTS.heartbeatMs, 1000, 3_600_000) };
 }
 

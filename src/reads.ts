@@ -1,8 +1,8 @@
 import { ValidationError } from './errors';
 import { decodeJob, type Job } from './job';
-import { flag, SCRIPT, type QueueContext } from './queue-context';
+import { SCRIPT, type QueueContext } from './queue-context';
 import { errorForReply } from './scripts/replies';
-import { planFor, type StagePlan } from './stages';
+import { runStaged, withOneStage } from './stage-control/run';
 import type { Operation } from './telemetry';
 import type { ListJobsResult } from './types';
 import type { JobStatus } from './validation';
@@ -18,6 +18,8 @@ export interface IndexEntry {
 /**
  * Newest first, from the workspace index. Reads at most LIST_PAGES_PER_CALL index pages of `limit`
  * entries, so with a status filter a page can hold fewer than `limit` jobs while nextCursor is set.
+ * One stage for the whole page: every script after the first is pinned to its epoch, and the page
+ * starts over when the stage changes under it.
  */
 export async function listJobPage(
   ctx: QueueContext,
@@ -26,25 +28,35 @@ export async function listJobPage(
   limit: number,
   from: IndexEntry | undefined,
 ): Promise<ListJobsResult> {
+  const onRestart = () => ctx.metrics.stageRestarts.inc({ operation: 'list_jobs' });
+  return withOneStage('listJobs', onRestart, () => listUnderOneStage(ctx, workspaceId, status, limit, from));
+}
+
+async function listUnderOneStage(
+  ctx: QueueContext,
+  workspaceId: string,
+  status: JobStatus | undefined,
+  limit: number,
+  from: IndexEntry | undefined,
+): Promise<ListJobsResult> {
   let cursor = from;
-  const plan = planFor(ctx.stage());
+  let epoch: string | undefined;
   const indexKey = ctx.keys.workspaceIndex(workspaceId);
   const jobs: Job[] = [];
 
   for (let page = 0; page < LIST_PAGES_PER_CALL; page++) {
-    const entries = await indexPage(ctx, indexKey, cursor, limit + 1);
+    const index = await indexPage(ctx, indexKey, cursor, limit + 1, epoch);
+    epoch ??= index.epoch;
+    const entries = index.entries;
     const more = entries.length > limit;
     const examined = entries.slice(0, limit);
-    const records = await readJobs(ctx, 'list_jobs', workspaceId, examined.map((e) => e.jobId), plan);
+    const records = await readJobs(ctx, 'list_jobs', workspaceId, examined.map((e) => e.jobId), epoch);
     for (let i = 0; i < examined.length; i++) {
       cursor = examined[i];
       const job = records[i];
       if (!job) {
         ctx.metrics.divergences.inc({ kind: 'index_orphan' });
-        ctx.logger.warn('redis-dual-write: index entry without a readable job record', {
-          stage: ctx.stage(),
-          layout: plan.readFrom,
-        });
+        ctx.logger.warn('redis-dual-write: index entry without a readable job record', { stage: ctx.stages.stage });
         continue;
       }
       if (status && job.status !== status) continue;
@@ -58,36 +70,37 @@ export async function listJobPage(
   return { jobs, nextCursor: cursor ? encodeCursor(cursor) : null };
 }
 
-async function indexPage(ctx: QueueContext, indexKey: string, cursor: IndexEntry | undefined, count: number): Promise<IndexEntry[]> {
-  const reply = await ctx.scripts.run(
-    SCRIPT.listPage,
-    [indexKey],
-    [count, cursor?.score ?? '', cursor?.jobId ?? ''],
-  );
+async function indexPage(
+  ctx: QueueContext,
+  indexKey: string,
+  cursor: IndexEntry | undefined,
+  count: number,
+  epoch: string | undefined,
+): Promise<{ entries: IndexEntry[]; epoch: string }> {
+  const staged = await runStaged(ctx, SCRIPT.listPage, [indexKey], [count, cursor?.score ?? '', cursor?.jobId ?? ''], epoch);
+  const { reply } = staged;
   if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
   const flat = reply[1] as string[];
   const entries: IndexEntry[] = [];
   for (let i = 0; i < flat.length; i += 2) entries.push({ jobId: flat[i], score: flat[i + 1] });
-  return entries;
+  return { entries, epoch: staged.epoch };
 }
 
-/** Reads jobs through the stage's plan, counting and logging every fallback and divergence. */
+/**
+ * Reads jobs through the stage's plan (pinned to `epoch` when given), counting and logging every
+ * fallback and divergence.
+ */
 export async function readJobs(
   ctx: QueueContext,
   operation: Operation,
   workspaceId: string,
   jobIds: readonly string[],
-  plan: StagePlan,
+  epoch?: string,
 ): Promise<(Job | null)[]> {
   if (jobIds.length === 0) return [];
   const keys: string[] = [];
   for (const jobId of jobIds) keys.push(ctx.keys.legacyJob(jobId), ctx.keys.newJob(workspaceId, jobId));
-  const reply = await ctx.scripts.run(SCRIPT.read, keys, [
-    workspaceId,
-    plan.readFrom,
-    flag(plan.fallback),
-    flag(plan.compare),
-  ]);
+  const { reply, plan, stage } = await runStaged(ctx, SCRIPT.read, keys, [workspaceId], epoch);
   if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId, jobId: '' });
 
   return (reply[1] as [string, string[], string, string[]][]).map(([source, fields, divergence, differing], i) => {
@@ -97,13 +110,13 @@ export async function readJobs(
         operation,
         kind: divergence,
         differingFields: differing,
-        stage: ctx.stage(),
+        stage,
       });
     }
     if (!source) return null;
     if (source === 'legacy' && plan.readFrom === 'new') {
       ctx.metrics.readFallbacks.inc({ operation });
-      ctx.logger.info('redis-dual-write: read fell back to the legacy layout', { operation, stage: ctx.stage() });
+      ctx.logger.info('redis-dual-write: read fell back to the legacy layout', { operation, stage });
     }
     const { job, corrupt } = decodeJob({ jobId: jobIds[i], source: source as Job['source'], fields });
     if (corrupt) {

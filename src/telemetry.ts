@@ -17,6 +17,8 @@ export interface Metrics {
   orphanedEntries: Counter<'operation'>;
   unsupportedEntries: Counter<'operation'>;
   stage: Gauge<'queue' | 'stage'>;
+  stageEpoch: Gauge<'queue'>;
+  stageRestarts: Counter<'operation'>;
 }
 
 /** Redis calls on loopback take tens of microseconds, so the buckets start at 100 µs. */
@@ -131,6 +133,19 @@ function createMetrics(registry: Registry): Metrics {
         labelNames: ['queue', 'stage'],
         registers: [registry],
       }),
+    stageEpoch:
+      (registry.getSingleMetric('dualwrite_stage_epoch') as Gauge<'queue'> | undefined) ??
+      new Gauge({
+        name: 'dualwrite_stage_epoch',
+        help: "The stage record's epoch each managed queue last ran under: instances that disagree for long are on a stale view",
+        labelNames: ['queue'],
+        registers: [registry],
+      }),
+    stageRestarts: counter(
+      'dualwrite_stage_restarts_total',
+      'Calls spanning several scripts that started over because the stage changed under them (managed mode)',
+      ['operation'],
+    ),
   };
 }
 

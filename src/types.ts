@@ -2,7 +2,7 @@ import type { Registry } from 'prom-client';
 import type { KeyLayoutOption } from './custom-layout';
 import type { Logger } from './logger';
 import type { RedisClient } from './scripts/registry';
-import type { Stage } from './stages';
+import type { StageOption } from './stages';
 import type { Job } from './job';
 import type { JobStatus } from './validation';
 
@@ -12,7 +12,12 @@ export interface DualWriteQueueOptions {
   /** An ioredis client (Redis or Cluster) the caller owns: the queue never closes it. */
   redis: RedisClient;
   queueName?: string;
-  stage: Stage;
+  /**
+   * 'managed': every script reads the stage from the layout's stage record, in the same atomic step
+   * as its work; a fleet must use this. A stage name: static mode, this process alone (tests, one
+   * instance, the demo's first steps). See README "Stage control".
+   */
+  stage: StageOption;
   /** Prepended to every key, whoever builds it. */
   keyPrefix?: string;
   /**
@@ -25,6 +30,14 @@ export interface DualWriteQueueOptions {
   maxPayloadBytes?: number;
   metrics?: { registry: Registry } | false;
   logger?: Logger;
+  /**
+   * Every few seconds (after an operation, never holding it up) the queue tells the layout which
+   * package version, scripts, mode and epoch it runs, for `redis-dual-write status`. Default on,
+   * every 5000 ms; false turns it off.
+   */
+  heartbeat?: { intervalMs?: number } | false;
+  /** How this instance shows in status; default host-pid-random. */
+  instanceId?: string;
 }
 
 export interface EnqueueInput {

@@ -45,7 +45,8 @@ export function operationKeys(keys: KeyLayout, queueName: string): { operation: 
     keys.workspaceIndex(workspaceId),
   ];
   const idempotency = (workspaceId: string) => idempotencyKeys.map((key) => keys.idempotency(workspaceId, key));
-  return [
+  const stage = keys.stage();
+  const operations = [
     {
       operation: 'enqueue',
       keys: pairs.flatMap((pair) => [...idempotency(pair.workspaceId), ...job(pair), keys.queue(queueName)]),
@@ -59,7 +60,10 @@ export function operationKeys(keys: KeyLayout, queueName: string): { operation: 
       keys: jobs.flatMap((jobId) => job({ workspaceId, jobId }).slice(0, 2)),
     })),
     { operation: 'backfill, verify and cleanup batches', keys: [keys.checkpoint(queueName), ...pairs.flatMap(job)] },
+    { operation: 'stage control', keys: [keys.stageHistory(), keys.instances(), keys.instanceInfo()] },
   ];
+  // Every script that reads or writes jobs reads the stage record in the same call.
+  return operations.map(({ operation, keys: list }) => ({ operation, keys: [stage, ...list] }));
 }
 
 /**

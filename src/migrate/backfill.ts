@@ -220,3 +220,14 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   });
   return report;
 }
+
+/** What the stage record keeps of a backfill: enough for the guards and for `status`. */
+export function backfillSummary(report: BackfillReport): Record<string, unknown> {
+  return {
+    mode: report.mode,
+    completed: report.completed,
+    examined: report.examined,
+    results: report.results,
+    clean: report.results.conflict + report.results.skipped === 0,
+  };
+}

@@ -2,7 +2,8 @@ import { ValidationError, VerifyNotCleanError, WrongStageError } from '../errors
 import { parseQueueEntry } from '../keys';
 import type { Stage } from '../stages';
 import { serversOf } from '../cluster/nodes';
-import { runBatch, SCRIPT, slotBatches, type MigrationContext } from './context';
+import { errorForReply } from '../scripts/replies';
+import { runBatch, runScript, SCRIPT, slotBatches, type MigrationContext } from './context';
 import { BAD_JOB_ID_DETAIL, readLegacyRecords } from './legacy-record';
 import { checkRunOptions, type RunOptions } from './options';
 import { Pacer, perSecond } from './pacing';
@@ -147,7 +148,11 @@ type Job = { legacyKey: string; jobId: string; workspaceId: string };
 
 async function deleteBatch(context: MigrationContext, batch: readonly Job[]): Promise<string[]> {
   const scriptKeys = batch.flatMap((job) => [job.legacyKey, context.keys.newJob(job.workspaceId, job.jobId)]);
-  return runBatch<string>(context, SCRIPT.cleanup, scriptKeys, batch.map((job) => job.workspaceId));
+  const reply = await runScript(context, SCRIPT.cleanup, scriptKeys, batch.map((job) => job.workspaceId));
+  // The script checks the plan itself: only one that neither reads nor writes the legacy layout deletes.
+  if (reply[0] === 'WRONG_STAGE') throw new WrongStageError('cleanup', context.stage, ['complete']);
+  if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
+  return reply[1] as string[];
 }
 
 /** The dry run asks the read-only compare script what the delete script would find. */
@@ -197,4 +202,9 @@ async function bareQueueEntries(context: MigrationContext, pageSize: number): Pr
     }
   }
   return bare;
+}
+
+/** What the stage record keeps of a cleanup: enough for the guards and for `status`. */
+export function cleanupSummary(report: CleanupReport): Record<string, unknown> {
+  return { completed: report.completed, dryRun: report.dryRun, examined: report.examined, results: report.results };
 }

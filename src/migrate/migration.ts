@@ -5,21 +5,37 @@ import { checkLogger, type Logger } from '../logger';
 import { DualWriteQueue, DEFAULTS } from '../queue';
 import type { ReadyOptions } from '../types';
 import { ScriptRegistry, type PreloadedScript, type RedisClient } from '../scripts/registry';
-import type { Stage } from '../stages';
+import { StageSource } from '../stage-control/source';
+import { recordRun } from '../stage-control/runs';
+import {
+  initStage,
+  setStage,
+  type InitStageOptions,
+  type SetStageOptions,
+  type TransitionResult,
+} from '../stage-control/transition';
+import { stageStatus, type StageStatus, type StatusOptions } from '../stage-control/status';
+import type { Stage, StageOption } from '../stages';
 import { metricsFromOption, migrationMetricsFromOption } from '../telemetry';
 import { checkObject, rejectUnknownFields } from '../validation';
-import { backfill, type BackfillOptions, type BackfillReport } from './backfill';
-import { cleanup, type CleanupOptions, type CleanupReport } from './cleanup';
-import type { MigrationContext } from './context';
+import { backfill, backfillSummary, type BackfillOptions, type BackfillReport } from './backfill';
+import { cleanup, cleanupSummary, type CleanupOptions, type CleanupReport } from './cleanup';
+import { beginRun, type MigrationBase, type MigrationContext } from './context';
 import { excludeMatcher } from './exclude';
 import { migrationLayout } from './layout';
-import { verify, type VerifyOptions, type VerifyReport } from './verify';
+import { verify, verifySummary, type VerifyOptions, type VerifyReport } from './verify';
+import { StageChangedError } from '../errors';
+import type { RunKind } from '../stage-control/record';
 
 export interface MigrationOptions {
   /** An ioredis client the caller owns; on a Cluster every walk scans each master in turn. */
   redis: RedisClient;
-  /** The stage the service runs in now: it decides what each step may do and what verify checks. */
-  stage: Stage;
+  /**
+   * 'managed': the stage lives in the layout's stage record; every step reads it when it starts,
+   * pins its batches to that epoch, and writes its result into the record for the transition
+   * guards. A stage name: the stage the service runs in now (static mode), nothing recorded.
+   */
+  stage: StageOption;
   queueName?: string;
   keyPrefix?: string;
   /**
@@ -39,16 +55,18 @@ export interface MigrationOptions {
 }
 
 /**
- * The operator's steps of a migration: backfill the jobs written before dual writes, verify the
- * layouts are equal, and clean up the legacy keys once complete. Options mean what they mean for
+ * The operator's side of a migration: backfill the jobs written before dual writes, verify the
+ * layouts are equal, clean up the legacy keys once complete, and (managed mode) move the whole
+ * fleet from stage to stage through the layout's stage record. Options mean what they mean for
  * DualWriteQueue, and are checked the same way.
  */
 export class Migration {
-  readonly stage: Stage;
+  /** 'managed', or the static stage this migration was built for. */
+  readonly stage: StageOption;
   readonly queueName: string;
   readonly keyPrefix: string;
   private readonly queue: DualWriteQueue;
-  private readonly context: MigrationContext;
+  private readonly base: MigrationBase;
 
   constructor(options: MigrationOptions) {
     rejectUnknownFields('options', checkObject('options', options), [
@@ -56,42 +74,88 @@ export class Migration {
     ]);
     const isExcluded = excludeMatcher(options.exclude);
     // The queue validates the shared options (on a Cluster, that the layout keeps each operation in
-    // one slot) and knows how to check the server and preload scripts.
+    // one slot) and knows how to check the server and preload scripts. It never beats: the
+    // migration is no service instance.
     const { exclude: _exclude, ...queueOptions } = options;
-    this.queue = new DualWriteQueue(queueOptions);
-    this.stage = this.queue.stage;
+    this.queue = new DualWriteQueue({ ...queueOptions, heartbeat: false });
+    this.stage = options.stage;
     this.queueName = this.queue.queueName;
     this.keyPrefix = checkPattern('keyPrefix', options.keyPrefix ?? DEFAULTS.keyPrefix, KEY_PREFIX_PATTERN);
     const logger = checkLogger(options.logger);
-    this.context = {
+    const keys = migrationLayout(this.queue.keys, this.queueName);
+    this.base = {
       redis: options.redis,
-      stage: this.stage,
       queueName: this.queueName,
-      keys: migrationLayout(this.queue.keys, this.queueName),
+      keys,
       scripts: new ScriptRegistry(options.redis, metricsFromOption(options.metrics), logger),
       metrics: migrationMetricsFromOption(options.metrics),
       logger,
       isExcluded,
+      stages: new StageSource(options.stage, keys.stage()),
+      stageKey: keys.stage(),
     };
   }
 
   /** Checks the server (Redis 7+, eviction policy) and preloads every script, as the queue does. */
   ready(options?: ReadyOptions): Promise<PreloadedScript[]> {
-    return this.queue.ready(options);
+    return this.queue.serverReady(options);
+  }
+
+  /** Where an interrupted backfill of this queue keeps its place. */
+  get checkpointKey(): string {
+    return this.base.keys.checkpoint(this.queueName);
   }
 
   /** Copies legacy jobs missing from the new layout; resumable, rate-limited, never overwrites. */
   backfill(options?: BackfillOptions): Promise<BackfillReport> {
-    return backfill(this.context, options);
+    return this.recorded('backfill', (run) => backfill(run, options), backfillSummary);
   }
 
   /** Compares the layouts, the indexes and the queue; reads only. */
   verify(options?: VerifyOptions): Promise<VerifyReport> {
-    return verify(this.context, options);
+    return this.recorded('verify', (run) => verify(run, options), verifySummary);
   }
 
   /** In stage complete, after a clean verify of its own: deletes legacy job keys (with yes: true). */
   cleanup(options?: CleanupOptions): Promise<CleanupReport> {
-    return cleanup(this.context, options);
+    return this.recorded('cleanup', (run) => cleanup(run, options), cleanupSummary, (report) => (report.dryRun ? 0 : report.results.deleted));
+  }
+
+  /** Creates the layout's stage record at `stage`; refused when one exists. */
+  initStage(stage: Stage, options: InitStageOptions): Promise<TransitionResult> {
+    return initStage(this.base, stage, options);
+  }
+
+  /** Moves the whole fleet to `to`, through the transition guards (see README "Stage control"). */
+  setStage(to: Stage, options: SetStageOptions): Promise<TransitionResult> {
+    return setStage(this.base, to, options);
+  }
+
+  /** Where the migration stands: the record, its history, the last runs, the instances, the next step. */
+  status(options?: StatusOptions): Promise<StageStatus> {
+    return stageStatus(this.base, options);
+  }
+
+  /**
+   * One run of a step under one stage: in managed mode its result goes into the stage record as it
+   * finishes, or as the stage changing under it stops it.
+   */
+  private async recorded<R>(
+    kind: RunKind,
+    step: (run: MigrationContext) => Promise<R>,
+    summary: (report: R) => Record<string, unknown>,
+    deleted: (report: R) => number = () => 0,
+  ): Promise<R> {
+    const run = await beginRun(this.base, kind);
+    const startedAt = Date.now();
+    let report: R;
+    try {
+      report = await step(run);
+    } catch (error) {
+      if (error instanceof StageChangedError) await recordRun(run, kind, { completed: false, stoppedBy: 'stage_changed', startedAt });
+      throw error;
+    }
+    await recordRun(run, kind, { ...summary(report), startedAt }, deleted(report));
+    return report;
   }
 }

@@ -1,5 +1,5 @@
 import { ID_PATTERN, parseQueueEntry } from '../keys';
-import { perSlot, runBatch, SCRIPT, slotBatches } from './context';
+import { perSlot, runBatch, runScript, SCRIPT, slotBatches } from './context';
 import { readLegacyRecords } from './legacy-record';
 import type { VerifyRun } from './verify';
 
@@ -58,7 +58,7 @@ async function eachPage(
   let from = '0';
   let seen = 0;
   while (!run.signal?.aborted) {
-    const reply = await context.scripts.run(SCRIPT.claimConsistency, scriptKeys, [what, from, run.batchSize]);
+    const reply = await runScript(context, SCRIPT.claimConsistency, scriptKeys, [what, from, run.batchSize]);
     if (reply[0] === 'WRONGTYPE') {
       tally.add('wrong_type', { key: String(reply[1]), detail: `holds a ${String(reply[3])}` });
       return;
@@ -131,7 +131,7 @@ async function findOrphans(
   });
   if (candidates.length === 0) return;
 
-  const confirmed = await confirm(shared, containerKey, legacyIsJob, candidates);
+  const confirmed = await confirm(shared, containerKey, candidates);
   candidates.forEach((candidate, i) => {
     if (confirmed[i]) tally.add(kind, { key: containerKey, detail: `entry ${JSON.stringify(candidate.entry)} at ${candidate.rank}: ${candidate.why}` });
   });
@@ -146,15 +146,18 @@ async function newRecordsExist(shared: VerifyRun, jobs: readonly Candidate[]): P
   });
 }
 
-/** confirm_orphans over the candidates, in bounded batches: true for each still an orphan. */
-async function confirm(shared: VerifyRun, containerKey: string, legacyIsJob: boolean, candidates: readonly Candidate[]): Promise<boolean[]> {
+/**
+ * confirm_orphans over the candidates, in bounded batches: true for each still an orphan. The script
+ * reads from the run's plan whether a legacy record is itself the job, as legacyIsJob does here.
+ */
+async function confirm(shared: VerifyRun, containerKey: string, candidates: readonly Candidate[]): Promise<boolean[]> {
   const { context, run } = shared;
   const { keys } = context;
   const confirmed: boolean[] = [];
   // Every key of a candidate shares the queue's slot on a Cluster layout; group anyway, as the batches do.
   for (const batch of slotBatches(context, candidates, () => containerKey, run.batchSize)) {
     const scriptKeys: string[] = [];
-    const args: (string | number)[] = [legacyIsJob ? '1' : '0'];
+    const args: (string | number)[] = [];
     for (const candidate of batch) {
       // The new key stands in as the container when no workspace is known: the script never reads it then.
       const newKey = candidate.workspaceId ? keys.newJob(candidate.workspaceId, candidate.jobId) : containerKey;

@@ -284,3 +284,14 @@ class LayoutWalk {
 function expiry(expiresAt: number): string {
   return expiresAt < 0 ? 'never' : new Date(expiresAt).toISOString();
 }
+
+/** What the stage record keeps of a verify: enough for the guards and for `status`. */
+export function verifySummary(report: VerifyReport): Record<string, unknown> {
+  return {
+    stage: report.stage,
+    completed: report.completed,
+    clean: report.clean,
+    divergences: Object.fromEntries(Object.entries(report.divergences).filter(([, count]) => count > 0)),
+    checked: report.checked,
+  };
+}

@@ -13,7 +13,7 @@ export interface ManifestEntry {
   name: string;
   version: number;
   file: string;
-  /** sha1 of the file's exact bytes: what EVALSHA sends and SCRIPT LOAD returns. */
+  /** sha1 of the exact bytes sent (the file with its includes in place): what EVALSHA sends and SCRIPT LOAD returns. */
   sha1: string;
   /** KEYS a call always passes, then `keysPerJob` more for each job of a batch (0: not a batch). */
   keys: number;
@@ -25,6 +25,21 @@ export interface LoadedScript extends ManifestEntry {
 }
 
 const FILE_NAME = /^([a-z][a-z0-9_]*)\.v([1-9][0-9]*)\.lua$/;
+/** "-- @include stage.v1.lua": a fragment of lua/include/ that several scripts share, put in its place. */
+const INCLUDE_LINE = /^-- @include ([a-z][a-z0-9_]*\.v[1-9][0-9]*\.lua)$/gm;
+export const INCLUDE_DIR = join(LUA_DIR, 'include');
+
+/**
+ * A script's body as Redis runs it: the file with each include line replaced by the fragment. Scripts
+ * sent with EVAL cannot call each other, so this is how one piece of Lua (the stage prologue) has one
+ * home instead of a copy in every script. A fragment is versioned like a script: changing it changes
+ * every includer's sha1.
+ */
+export function scriptBody(file: string, dir = LUA_DIR): string {
+  return readFileSync(join(dir, file), 'utf8').replace(INCLUDE_LINE, (_, fragment: string) =>
+    readFileSync(join(dir, 'include', fragment), 'utf8').trimEnd(),
+  );
+}
 /** "-- @keys 5", "-- @keys 2 per job" or "-- @keys 4 + 2 per job". */
 const KEYS_LINE = /^-- @keys (?:(\d+) per job|(\d+)(?: \+ (\d+) per job)?)/m;
 
@@ -55,7 +70,7 @@ export function buildManifest(dir = LUA_DIR): ManifestEntry[] {
   return readdirSync(dir)
     .filter((file) => file.endsWith('.lua'))
     .sort()
-    .map((file) => describeScript(file, readFileSync(join(dir, file), 'utf8')));
+    .map((file) => describeScript(file, scriptBody(file, dir)));
 }
 
 let loaded: Map<string, LoadedScript> | undefined;
@@ -69,7 +84,7 @@ export function loadScripts(): Map<string, LoadedScript> {
   const manifest = JSON.parse(readFileSync(MANIFEST_PATH, 'utf8')) as ManifestEntry[];
   const scripts = new Map<string, LoadedScript>();
   for (const entry of manifest) {
-    const body = readFileSync(join(LUA_DIR, entry.file), 'utf8');
+    const body = scriptBody(entry.file);
     if (sha1(body) !== entry.sha1) {
       throw new Error(`lua/${entry.file} does not match lua/manifest.json: run npm run build`);
     }

@@ -64,7 +64,7 @@ describe('redis-dual-write --help', () => {
     expect(runs.unknownCommand.stderr).toContain("unknown command 'migrate'");
     expect(runs.unknownFlag.stderr).toContain("Unknown option '--colour'");
     expect(runs.noStage.stderr).toContain('backfill needs --stage');
-    expect(runs.badStage.stderr).toContain('--stage: must be one of off, dualwrite, shadow, live, rampdown, complete');
+    expect(runs.badStage.stderr).toContain("--stage: must be 'managed' or one of off, dualwrite, shadow, live, rampdown, complete");
     expect(runs.badBatch.stderr).toContain('--batch-size: must be an integer from 1 to 500');
     expect(runs.badRate.stderr).toContain('--rate must be a number above 0');
     expect(await redisState(ctx.redis)).toEqual({});

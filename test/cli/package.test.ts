@@ -55,7 +55,7 @@ function node(file: string, source: string): { status: number | null; stdout: st
 const USE = (load: string) => `${load}
 const redis = new Redis(process.env.REDIS_URL);
 const main = async () => {
-  const queue = new DualWriteQueue({ redis, stage: 'dualwrite', metrics: false });
+  const queue = new DualWriteQueue({ heartbeat: false, redis, stage: 'dualwrite', metrics: false });
   await queue.ready();
   const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: { from: process.argv[1] } });
   const job = await queue.getJob({ workspaceId: 'acme', jobId });

@@ -30,6 +30,10 @@ const SHOP_LAYOUT: KeyLayout = {
   orphans: (queueName) => `{shop}q/${queueName}/orphans`,
   unsupported: (queueName) => `{shop}q/${queueName}/unsupported`,
   checkpoint: (queueName) => `{shop}backfill/${queueName}`,
+  stage: () => '{shop}stage',
+  stageHistory: () => '{shop}stage/history',
+  instances: () => '{shop}instances',
+  instanceInfo: () => '{shop}instances/info',
 };
 
 describeCluster('key layouts on a Redis Cluster', () => {
@@ -50,7 +54,7 @@ describeCluster('key layouts on a Redis Cluster', () => {
 
     let refusal: unknown;
     try {
-      new DualWriteQueue({ redis: untouched, stage: 'dualwrite', metrics: false });
+      new DualWriteQueue({ heartbeat: false, redis: untouched, stage: 'dualwrite', metrics: false });
     } catch (error) {
       refusal = error;
     }
@@ -74,12 +78,12 @@ describeCluster('key layouts on a Redis Cluster', () => {
   it('refuses a layout with one builder outside the tag, naming the operation and the two keys', () => {
     const keys = { ...clusterLayout('shop'), orphans: (queueName: string) => `orphans:${queueName}` };
 
-    expect(() => new DualWriteQueue({ redis: ctx.cluster, stage: 'dualwrite', keys, metrics: false })).toThrow(
+    expect(() => new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, stage: 'dualwrite', keys, metrics: false })).toThrow(
       expect.objectContaining({
         code: 'CROSS_SLOT',
         operation: "the key layout's claim",
         keys: [
-          { key: '{shop}:queue:default', slot: keySlot('shop') },
+          { key: '{shop}:dualwrite:stage', slot: keySlot('shop') },
           { key: 'orphans:default', slot: keySlot('orphans:default') },
         ],
       }),
@@ -93,7 +97,7 @@ describeCluster('key layouts on a Redis Cluster', () => {
       legacyJob: (jobId: string) => (jobId.startsWith('vip') ? `{vip}:job:${jobId}` : `{shop}:job:${jobId}`),
     };
     const registry = new Registry();
-    const queue = new DualWriteQueue({ redis: ctx.cluster, stage: 'dualwrite', keys, metrics: { registry } });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, stage: 'dualwrite', keys, metrics: { registry } });
     await queue.ready();
     await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'regular' });
     const before = await clusterState(ctx.cluster);
@@ -109,7 +113,7 @@ describeCluster('key layouts on a Redis Cluster', () => {
   });
 
   it("runs the service's own key names when they share a tag, and the migration reads them back", async () => {
-    const queue = new DualWriteQueue({ redis: ctx.cluster, queueName: 'mail', stage: 'dualwrite', keys: SHOP_LAYOUT, metrics: false });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, queueName: 'mail', stage: 'dualwrite', keys: SHOP_LAYOUT, metrics: false });
     await queue.ready();
     // A job from before the dual writes, in the legacy layout only.
     const old = { id: 'old1', workspaceId: 'acme', type: 't', payload: { n: 0 }, status: 'queued', createdAt: 1_700_000_000_000, updatedAt: 1_700_000_000_000 };
@@ -154,7 +158,7 @@ describeCluster('key layouts on a Redis Cluster', () => {
 
   it('recovers a NOSCRIPT on the node that lacks the script, there, counted, never reaching the caller', async () => {
     const registry = new Registry();
-    const queue = new DualWriteQueue({ redis: ctx.cluster, queueName: 'mail', stage: 'dualwrite', keys: clusterLayout('mail'), metrics: { registry } });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, queueName: 'mail', stage: 'dualwrite', keys: clusterLayout('mail'), metrics: { registry } });
     await queue.ready();
     // The master serving the queue's slot forgets every script, as after a restart.
     const ownerName = await masterOfSlot(ctx.cluster, keySlot('mail'));
@@ -177,7 +181,7 @@ describeCluster('key layouts on a Redis Cluster', () => {
 
   it('ready() connects a lazy client, then loads every script on every master and every replica', async () => {
     const lazy = new Cluster([...ctx.handle.nodes], { lazyConnect: true });
-    const queue = new DualWriteQueue({ redis: lazy, stage: 'live', keys: clusterLayout('default'), metrics: false });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: lazy, stage: 'live', keys: clusterLayout('default'), metrics: false });
     const shas = [...loadScripts().values()].map((script) => script.sha1);
 
     const preloaded = await queue.ready().finally(() => lazy.disconnect());

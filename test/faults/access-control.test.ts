@@ -29,7 +29,7 @@ async function serviceUser(rules: string[]): Promise<Redis> {
 
 /** The deploy user (here the default user) loads the scripts; the service user may not. */
 async function preloadAsDeployUser(): Promise<void> {
-  await new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false }).ready();
+  await new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off', metrics: false }).ready();
 }
 
 afterEach(async () => {
@@ -74,7 +74,7 @@ describe('scenario 7: access control', () => {
       }
     }
 
-    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v1' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v2' })).toBe(1);
     const report = await checkInvariants(ctx.redis, { layouts: 'any', layoutsAgree: false });
     expect(report.violations).toEqual([]);
     recordRow({
@@ -90,7 +90,7 @@ describe('scenario 7: access control', () => {
     const before = await redisState(ctx.redis);
     const redis = await serviceUser(serviceAclRules('svc:')); // this service owns the svc: prefix only
     const mine = await makeQueue(redis, 'dualwrite', { keyPrefix: 'svc:' });
-    const outside = new DualWriteQueue({ redis, stage: 'dualwrite', metrics: false }); // no prefix: outside
+    const outside = new DualWriteQueue({ heartbeat: false, redis, stage: 'dualwrite', metrics: false }); // no prefix: outside
 
     const attempts: [string, Promise<unknown>][] = [
       ['enqueue', outside.enqueue({ workspaceId: 'acme', type: 't', payload: 1 })],

@@ -79,7 +79,7 @@ describe('claim', () => {
     for (let i = 0; i < 150; i++) jobIds.push((await queue.enqueue({ workspaceId: `ws${i % 5}`, type: 't', payload: i })).jobId);
     const clients = Array.from({ length: 6 }, () => new Redis(ctx.handle.url));
     try {
-      const workers = clients.map((redis, w) => ({ id: `w${w}`, queue: new DualWriteQueue({ redis, stage: 'live', metrics: false }) }));
+      const workers = clients.map((redis, w) => ({ id: `w${w}`, queue: new DualWriteQueue({ heartbeat: false, redis, stage: 'live', metrics: false }) }));
 
       const claimed = await Promise.all(
         workers.map(async ({ id, queue: q }) => {
@@ -243,7 +243,7 @@ describe('claim', () => {
 
   it('waits for a job with waitMs, polling outside any script', async () => {
     const { queue } = await makeQueue(ctx.redis, 'dualwrite');
-    const producer = new DualWriteQueue({ redis: ctx.redis, stage: 'dualwrite', metrics: false });
+    const producer = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'dualwrite', metrics: false });
     setTimeout(() => void producer.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'late' }), 100);
 
     const job = await queue.claim({ workerId: 'w1', waitMs: 5_000 });

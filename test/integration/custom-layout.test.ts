@@ -84,7 +84,7 @@ describe('a custom key layout', () => {
     ['a builder that drops an id', { newJob: (ws: string) => `ws:${ws}:job` }, 'keys.newJob', 'distinct'],
     ['a builder that throws', { orphans: () => { throw new Error('boom'); } }, 'keys.orphans', 'builder'],
   ])('refuses %s before anything is sent', async (_what, keys, field, rule) => {
-    const build = () => new DualWriteQueue({ redis: ctx.redis, stage: 'dualwrite', keys: keys as KeyLayoutOption, metrics: false });
+    const build = () => new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'dualwrite', keys: keys as KeyLayoutOption, metrics: false });
 
     expect(build).toThrow(expect.objectContaining({ code: 'VALIDATION', field, rule }));
     expect(await redisState(ctx.redis)).toEqual({});
@@ -101,7 +101,7 @@ describe('a custom key layout', () => {
       expect.objectContaining({ field: 'keys.legacyJob', rule: 'overlap' }),
     );
     // The queue itself needs no reading backwards: it takes both.
-    expect(new DualWriteQueue({ redis: ctx.redis, stage: 'dualwrite', keys: hashed, metrics: false }).stage).toBe('dualwrite');
+    expect(new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'dualwrite', keys: hashed, metrics: false }).stage).toBe('dualwrite');
     expect(await redisState(ctx.redis)).toEqual({});
   });
 });

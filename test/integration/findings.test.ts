@@ -84,16 +84,16 @@ describe('review findings', () => {
 
   it('MEDIUM-1: metrics are created once per registry, not per call or per queue', async () => {
     const registry = new Registry();
-    const first = new DualWriteQueue({ redis: ctx.redis, stage: 'dualwrite', metrics: { registry } });
+    const first = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'dualwrite', metrics: { registry } });
     await first.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
     const metricsAfterFirst = registry.getMetricsAsArray().map((m) => m.name);
 
-    const second = new DualWriteQueue({ redis: ctx.redis, stage: 'live', metrics: { registry } });
+    const second = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'live', metrics: { registry } });
     await second.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
     await second.getJob({ workspaceId: 'acme', jobId: 'nope' });
 
     expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(metricsAfterFirst);
-    expect(metricsAfterFirst).toHaveLength(12);
+    expect(metricsAfterFirst).toHaveLength(14);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'ok' })).toBe(2);
   });
 

@@ -9,7 +9,7 @@ const manifest = [...loadScripts().values()];
 
 describe('script registry', () => {
   it('ready() loads every script under the sha1 the manifest gives', async () => {
-    const queue = new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off', metrics: false });
 
     const preloaded = await queue.ready();
 
@@ -35,9 +35,9 @@ describe('script registry', () => {
     expect(updated.previousStatus).toBe('queued');
     expect(job?.status).toBe('running');
     expect(page.jobs.map((j) => j.id)).toEqual([jobId]);
-    for (const script of ['enqueue_dual.v2', 'update_status_dual.v2', 'read_with_fallback.v1', 'list_index_page.v1']) {
+    for (const script of ['enqueue_dual.v2', 'update_status_dual.v2', 'read_with_fallback.v2', 'list_index_page.v2']) {
       const reloads = await metricValue(registry, 'dualwrite_script_reloads_total', { script });
-      expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v1' ? 2 : 1 });
+      expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v2' ? 2 : 1 });
     }
     expect(warnings.filter((w) => w.includes('NOSCRIPT'))).toHaveLength(5);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'error' })).toBe(0);
@@ -53,7 +53,7 @@ describe('script registry', () => {
     const job = await queue.getJob({ workspaceId: 'acme', jobId });
 
     expect(job?.payload).toEqual({ kept: true });
-    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v1' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v2' })).toBe(1);
     expect(await redisState(ctx.redis)).toEqual(before);
   });
 
@@ -74,7 +74,7 @@ describe('ready()', () => {
   it('fails with RedisUnavailableError within its timeout when Redis does not answer', async () => {
     const redis = new Redis(ctx.handle.url);
     await redis.ping();
-    const queue = new DualWriteQueue({ redis, stage: 'off', metrics: false });
+    const queue = new DualWriteQueue({ heartbeat: false, redis, stage: 'off', metrics: false });
     // Every command now waits 1.5 s: had ready() waited for the answer, it would have succeeded.
     await ctx.redis.call('CLIENT', 'PAUSE', '1500', 'ALL');
 
@@ -90,7 +90,7 @@ describe('ready()', () => {
   it('fails with RedisUnavailableError when nothing listens and the client does not queue offline', async () => {
     const redis = new Redis({ port: 1, host: '127.0.0.1', enableOfflineQueue: false, retryStrategy: () => null });
     redis.on('error', () => {});
-    const queue = new DualWriteQueue({ redis, stage: 'off', metrics: false });
+    const queue = new DualWriteQueue({ heartbeat: false, redis, stage: 'off', metrics: false });
 
     const error = await queue.ready({ timeoutMs: 2_000 }).catch((e) => e);
 
@@ -107,7 +107,7 @@ describe('ready()', () => {
     const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
     await ctx.redis.config('SET', 'maxmemory-policy', policy);
     try {
-      const queue = new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false, logger });
+      const queue = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off', metrics: false, logger });
 
       const preloaded = await queue.ready(evictionPolicy ? { evictionPolicy: evictionPolicy as 'warn' } : {});
 
@@ -121,7 +121,7 @@ describe('ready()', () => {
   it("throws EvictionPolicyError when asked to, before loading anything", async () => {
     await ctx.redis.config('SET', 'maxmemory-policy', 'allkeys-lru');
     try {
-      const queue = new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false });
+      const queue = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off', metrics: false });
 
       const error = await queue.ready({ evictionPolicy: 'throw' }).catch((e) => e);
 
@@ -152,8 +152,8 @@ describe('ready()', () => {
     });
 
     it('gets ready when a deploy user preloaded the scripts, and works', async () => {
-      await new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false }).ready();
-      const queue = new DualWriteQueue({ redis: restricted, stage: 'dualwrite', metrics: false });
+      await new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off', metrics: false }).ready();
+      const queue = new DualWriteQueue({ heartbeat: false, redis: restricted, stage: 'dualwrite', metrics: false });
 
       expect(await queue.ready()).toEqual(manifest.map((s) => ({ id: s.id, sha1: s.sha1 })));
       const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
@@ -162,7 +162,7 @@ describe('ready()', () => {
     });
 
     it('fails with PermissionError naming SCRIPT LOAD and the missing scripts when nobody preloaded them', async () => {
-      const queue = new DualWriteQueue({ redis: restricted, stage: 'off', metrics: false });
+      const queue = new DualWriteQueue({ heartbeat: false, redis: restricted, stage: 'off', metrics: false });
 
       const error = await queue.ready().catch((e) => e);
 
@@ -173,9 +173,9 @@ describe('ready()', () => {
     });
 
     it('is refused with PermissionError when a command the scripts run is not granted', async () => {
-      await new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false }).ready();
+      await new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off', metrics: false }).ready();
       await ctx.redis.call('ACL', 'SETUSER', 'service', '-rpush');
-      const queue = new DualWriteQueue({ redis: restricted, stage: 'off', metrics: false });
+      const queue = new DualWriteQueue({ heartbeat: false, redis: restricted, stage: 'off', metrics: false });
 
       const error = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 }).catch((e) => e);
 

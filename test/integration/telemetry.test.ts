@@ -10,8 +10,8 @@ describe('telemetry', () => {
 
   it('two queues on one registry share the metrics without a registration error', async () => {
     const registry = new Registry();
-    const a = new DualWriteQueue({ redis: ctx.redis, queueName: 'a', stage: 'off', metrics: { registry } });
-    const b = new DualWriteQueue({ redis: ctx.redis, queueName: 'b', stage: 'complete', metrics: { registry } });
+    const a = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, queueName: 'a', stage: 'off', metrics: { registry } });
+    const b = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, queueName: 'b', stage: 'complete', metrics: { registry } });
 
     await a.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
     await b.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
@@ -22,11 +22,11 @@ describe('telemetry', () => {
 
   it('uses prom-client\'s global registry by default, and none with metrics: false', async () => {
     globalRegistry.clear();
-    const silent = new DualWriteQueue({ redis: ctx.redis, stage: 'off', metrics: false });
+    const silent = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off', metrics: false });
     await silent.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
     expect(globalRegistry.getMetricsAsArray()).toHaveLength(0);
 
-    const counted = new DualWriteQueue({ redis: ctx.redis, stage: 'off' });
+    const counted = new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: 'off' });
     await counted.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
 
     expect(await metricValue(globalRegistry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'ok' })).toBe(1);

@@ -446,7 +446,7 @@ describe('stages', () => {
     ['undefined', undefined],
   ])('the constructor refuses stage %s', async (_what, stage) => {
     await expectRefusedBeforeRedis(
-      () => new DualWriteQueue({ redis: ctx.redis, stage: stage as never, metrics: false }),
+      () => new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage: stage as never, metrics: false }),
       'stage',
       'stage',
     );

@@ -202,7 +202,7 @@ describe('backfill', () => {
     const legacy = await putLegacyJobs(ctx.redis, 1200, WORKSPACES.slice(0, 4));
     const service = new Redis(ctx.handle.url);
     try {
-      const queue = new DualWriteQueue({ redis: service, stage: 'dualwrite', metrics: false });
+      const queue = new DualWriteQueue({ heartbeat: false, redis: service, stage: 'dualwrite', metrics: false });
       await queue.ready();
       const { migration } = makeMigration(ctx.redis, 'dualwrite');
       const updated = legacy.filter((_, i) => i % 6 === 0);

@@ -25,7 +25,8 @@ function problemsIn(expr: string, exported: Map<string, string[]>): string[] {
   const problems: string[] = [];
   const named = [...expr.matchAll(/\b(dualwrite_[a-z_]+)\b(\{[^}]*\})?/g)];
   if (named.length === 0) problems.push(`names no dualwrite_ metric: ${expr}`);
-  const allowed = new Set<string>();
+  // Prometheus adds the scrape target's labels to every series: a panel may group by them.
+  const allowed = new Set<string>(['instance', 'job']);
   for (const [, series, selector] of named) {
     const metric = exported.has(series) ? series : series.replace(HISTOGRAM_SERIES, '');
     const labels = exported.get(metric);

@@ -13,7 +13,7 @@ const ctx = useRedis();
 /** Producers and workers on their own connections until `stop` aborts; returns what they did. */
 async function traffic(url: string, stage: Stage, stop: AbortSignal): Promise<{ enqueued: number; finished: number }> {
   const clients = Array.from({ length: 4 }, () => new Redis(url));
-  const queues = clients.map((redis) => new DualWriteQueue({ redis, stage, metrics: false }));
+  const queues = clients.map((redis) => new DualWriteQueue({ heartbeat: false, redis, stage, metrics: false }));
   const done = { enqueued: 0, finished: 0 };
   const producer = async (queue: DualWriteQueue) => {
     // Keeps a few dozen jobs waiting, so workers never run dry and the layouts stay small.
@@ -46,7 +46,7 @@ async function traffic(url: string, stage: Stage, stop: AbortSignal): Promise<{ 
 
 describe('verify under live traffic', () => {
   it.each<Stage>(['dualwrite', 'live'])('in %s is clean, run after run, while producers and workers write', async (stage) => {
-    const { queue } = { queue: new DualWriteQueue({ redis: ctx.redis, stage, metrics: false }) };
+    const { queue } = { queue: new DualWriteQueue({ heartbeat: false, redis: ctx.redis, stage, metrics: false }) };
     await queue.ready();
     for (let i = 0; i < 60; i++) await queue.enqueue({ workspaceId: `ws${i % 3}`, type: 't', payload: i });
     const stop = new AbortController();

@@ -41,7 +41,8 @@ export async function makeQueue(
   options: Partial<DualWriteQueueOptions> = {},
 ): Promise<TestQueue> {
   const registry = new Registry();
-  const queue = new DualWriteQueue({ redis, queueName: 'default', stage, metrics: { registry }, ...options });
+  // No heartbeats: tests compare the whole Redis state with what the call under test may write.
+  const queue = new DualWriteQueue({ redis, queueName: 'default', stage, metrics: { registry }, heartbeat: false, ...options });
   await queue.ready();
   return { queue, registry };
 }
