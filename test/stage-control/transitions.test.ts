@@ -1,0 +1,222 @@
+/**
+ * Transitions of the layout's stage record: each guard refuses with nothing changed, --force passes
+ * and is recorded, two racing operators never both win, and the migration steps' results (recorded
+ * by the steps themselves, with their epochs) are what the guards read.
+ */
+import Redis from 'ioredis';
+import { Migration, TransitionRefusedError, type Stage } from '../../src';
+import { putJob, redisState } from '../support/state';
+import { useRedis } from '../support/redis';
+import { putLegacyJobs, record } from '../migrate/fixtures';
+import { startRedis, type RedisHandle } from '../../src/testing';
+
+const ctx = useRedis();
+
+const migration = (redis: Redis = ctx.redis) => new Migration({ redis, stage: 'managed', metrics: false });
+const why = { reason: 'test' };
+
+/** Walks a fresh record from off to `stage` the way an operator would, each guard satisfied. */
+async function reach(stage: Stage): Promise<void> {
+  const m = migration();
+  await m.initStage('off', why);
+  for (const next of ['dualwrite', 'shadow', 'live', 'rampdown', 'complete'] as const) {
+    if (next === 'shadow') await m.backfill();
+    if (next === 'live' || next === 'complete') await m.verify();
+    await m.setStage(next, why);
+    if (next === stage) return;
+  }
+}
+
+async function refusal(promise: Promise<unknown>): Promise<TransitionRefusedError> {
+  const error = await promise.catch((e) => e);
+  expect(error).toBeInstanceOf(TransitionRefusedError);
+  return error as TransitionRefusedError;
+}
+
+describe('stage init', () => {
+  it('creates the record with its plan, epoch 1, who and why, and the first history entry', async () => {
+    const result = await migration().initStage('dualwrite', { reason: 'first managed stage', by: 'ops@host', maxVerifyAgeMs: 3_600_000 });
+
+    const state = await redisState(ctx.redis);
+    expect(result).toMatchObject({ from: null, to: 'dualwrite', epoch: 1, forced: false, replicated: null });
+    expect(state['dualwrite:stage'].value).toEqual({
+      stage: 'dualwrite', plan: '11L00', epoch: '1', revision: '1', changed_at: String(result.changedAt), changed_by: 'ops@host',
+      reason: 'first managed stage', forced: '0', max_verify_age_ms: '3600000', entered_dualwrite_epoch: '1', needs_resync: '0', cleanup_deleted: '0',
+    });
+    expect((state['dualwrite:stage:history'].value as string[]).map((entry) => JSON.parse(entry))).toEqual([
+      { epoch: 1, from: '', to: 'dualwrite', at: result.changedAt, by: 'ops@host', reason: 'first managed stage', forced: false },
+    ]);
+  });
+
+  it('refuses when a record exists, changing nothing', async () => {
+    await migration().initStage('off', why);
+    const before = await redisState(ctx.redis);
+
+    const error = await refusal(migration().initStage('live', why));
+
+    expect(error).toMatchObject({ code: 'TRANSITION_REFUSED', rule: 'exists' });
+    expect(await redisState(ctx.redis)).toEqual(before);
+  });
+
+  it('refuses a missing reason before anything is sent', async () => {
+    await expect(migration().initStage('off', { reason: ' ' })).rejects.toMatchObject({ code: 'VALIDATION', field: 'reason' });
+    expect(await redisState(ctx.redis)).toEqual({});
+  });
+});
+
+describe('stage set: the guards', () => {
+  it.each<[string, Stage, Stage, string]>([
+    ['a forward move of two stages', 'off', 'shadow', 'one_step'],
+    ['leaving dualwrite without a backfill', 'dualwrite', 'shadow', 'backfill_needed'],
+    ['entering live without a verify', 'shadow', 'live', 'verify_needed'],
+    ['entering complete without a verify', 'rampdown', 'complete', 'verify_needed'],
+    ['the stage it is in', 'live', 'live', 'same_stage'],
+  ])('refuses %s (%s -> %s), changing nothing; --force passes and is recorded', async (_what, from, to, rule) => {
+    await migration().initStage(from, why);
+    const before = await redisState(ctx.redis);
+
+    const error = await refusal(migration().setStage(to, why));
+
+    expect(error).toMatchObject({ from, to, rule });
+    expect(await redisState(ctx.redis)).toEqual(before);
+    if (rule === 'same_stage') return; // nothing to force
+    const forced = await migration().setStage(to, { reason: 'incident 42', force: true });
+    const state = await redisState(ctx.redis);
+    expect(forced).toMatchObject({ from, to, epoch: 2, forced: true });
+    expect(state['dualwrite:stage'].value).toMatchObject({ stage: to, epoch: '2', forced: '1', reason: 'incident 42' });
+    expect(JSON.parse((state['dualwrite:stage:history'].value as string[])[0])).toMatchObject({ from, to, forced: true, reason: 'incident 42' });
+  });
+
+  it('passes out of dualwrite once a backfill started and ended in this epoch, not one that spanned a transition', async () => {
+    await putLegacyJobs(ctx.redis, 200, ['acme']);
+    await migration().initStage('dualwrite', why);
+    // A backfill during which the stage moves (off and back) proves nothing: it stops, and says why.
+    let moved: Promise<unknown> | undefined;
+    const stopped = await migration()
+      .backfill({
+        batchSize: 10,
+        rateLimit: 400, // slow enough that the transitions land while pages remain
+        onProgress: () => {
+          moved ??= migration().setStage('off', why).then(() => migration().setStage('dualwrite', why));
+        },
+      })
+      .catch((e) => e);
+    await moved;
+
+    expect(stopped).toMatchObject({ code: 'STAGE_CHANGED' });
+    expect(await refusal(migration().setStage('shadow', why))).toMatchObject({ rule: 'backfill_needed', remedy: expect.stringContaining('--resync') });
+    await migration().backfill();
+    expect((await refusal(migration().setStage('shadow', why))).rule).toBe('resync_needed');
+    await migration().backfill({ mode: 'resync' });
+    expect(await migration().setStage('shadow', why)).toMatchObject({ to: 'shadow', forced: false });
+    expect((await ctx.redis.hgetall('dualwrite:stage')).needs_resync).toBe('0');
+  });
+
+  it('needs a clean verify of this epoch into live, and calls it stale after maxVerifyAgeMs', async () => {
+    await putJob(ctx.redis, 'job:j1', record('j1', 'acme'));
+    await migration().initStage('shadow', { reason: 'test', maxVerifyAgeMs: 200 });
+    // Not backfilled: the verify finds missing_new and is not clean.
+    await migration().verify();
+    expect((await refusal(migration().setStage('live', why))).rule).toBe('verify_needed');
+    await migration().backfill();
+    await migration().verify();
+    await new Promise((resolve) => setTimeout(resolve, 300));
+    expect((await refusal(migration().setStage('live', why))).rule).toBe('verify_stale');
+    await migration().verify();
+
+    expect(await migration().setStage('live', why)).toMatchObject({ to: 'live', epoch: 2 });
+  });
+
+  it('rolls back any distance at once, but never into a legacy-reading stage once cleanup deleted', async () => {
+    await putJob(ctx.redis, 'job:j1', record('j1', 'acme'));
+    await reach('complete');
+    expect(await migration().setStage('off', { reason: 'fault' })).toMatchObject({ from: 'complete', to: 'off' });
+    await migration().setStage('dualwrite', { reason: 'forward again', force: true });
+    for (const next of ['shadow', 'live', 'rampdown', 'complete'] as const) await migration().setStage(next, { reason: 'again', force: true });
+
+    const cleaned = await migration().cleanup({ yes: true });
+    expect(cleaned.results.deleted).toBe(1);
+    const before = await redisState(ctx.redis);
+
+    for (const to of ['shadow', 'dualwrite', 'off'] as const) {
+      expect(await refusal(migration().setStage(to, { reason: 'fault' }))).toMatchObject({ rule: 'legacy_deleted' });
+    }
+    expect(await redisState(ctx.redis)).toEqual(before);
+    expect(await migration().setStage('rampdown', { reason: 'fault' })).toMatchObject({ from: 'complete', to: 'rampdown' });
+  });
+
+  it('refuses when the record is not at the expected epoch', async () => {
+    await migration().initStage('off', why);
+    const before = await redisState(ctx.redis);
+
+    const error = await refusal(migration().setStage('dualwrite', { reason: 'x', expectedEpoch: 7 }));
+
+    expect(error.rule).toBe('expected_epoch');
+    expect(await redisState(ctx.redis)).toEqual(before);
+    expect(await migration().setStage('dualwrite', { reason: 'x', expectedEpoch: 1 })).toMatchObject({ epoch: 2 });
+  });
+
+  it('of two operators racing on their own connections, exactly one wins, every time', async () => {
+    const clients = [new Redis(ctx.handle.url), new Redis(ctx.handle.url)];
+    try {
+      await migration().initStage('live', why);
+      for (let round = 0; round < 20; round++) {
+        const targets: Stage[] = round % 2 === 0 ? ['rampdown', 'shadow'] : ['shadow', 'rampdown'];
+        const epochBefore = Number(await ctx.redis.hget('dualwrite:stage', 'epoch'));
+        const outcomes = await Promise.allSettled(targets.map((to, i) => migration(clients[i]).setStage(to, { reason: `round ${round}`, force: true })));
+
+        const won = outcomes.filter((o) => o.status === 'fulfilled');
+        const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
+        expect({ round, won: won.length }).toEqual({ round, won: 1 });
+        expect(lost[0].reason).toBeInstanceOf(TransitionRefusedError);
+        expect(Number(await ctx.redis.hget('dualwrite:stage', 'epoch'))).toBe(epochBefore + 1);
+        await migration().setStage('live', { reason: 'reset', force: true });
+      }
+    } finally {
+      clients.forEach((client) => client.disconnect());
+    }
+  });
+
+  it('keeps a bounded history, newest first', async () => {
+    await migration().initStage('live', why);
+    for (let i = 0; i < 210; i++) await migration().setStage(i % 2 === 0 ? 'rampdown' : 'live', { reason: `step ${i}`, force: true });
+
+    const history = await ctx.redis.lrange('dualwrite:stage:history', 0, -1);
+
+    expect(history).toHaveLength(200);
+    expect(JSON.parse(history[0])).toMatchObject({ epoch: 211, reason: 'step 209' });
+  });
+});
+
+describe('stage set with a replica', () => {
+  let replica: RedisHandle;
+  let replicaClient: Redis;
+  beforeAll(async () => {
+    const { hostname, port } = new URL(ctx.handle.url);
+    replica = await startRedis({ via: 'binary', serverArgs: ['--replicaof', hostname, port, '--enable-debug-command', 'yes'] });
+    replicaClient = new Redis(replica.url);
+    for (let i = 0; i < 100 && !/master_link_status:up/.test(await replicaClient.info('replication')); i++) {
+      await new Promise((resolve) => setTimeout(resolve, 50));
+    }
+  });
+  afterAll(async () => {
+    replicaClient?.disconnect();
+    await replica?.stop();
+  });
+
+  it('waits for the replica to acknowledge, and warns when none does in time', async () => {
+    const warnings: string[] = [];
+    const logger = { debug() {}, info() {}, warn: (message: string) => warnings.push(message), error() {} };
+    const m = new Migration({ redis: ctx.redis, stage: 'managed', metrics: false, logger });
+
+    const acknowledged = await m.initStage('off', why);
+    const sleeping = replicaClient.call('DEBUG', 'SLEEP', '1').catch(() => undefined);
+    await new Promise((resolve) => setTimeout(resolve, 50));
+    const unacknowledged = await m.setStage('dualwrite', { reason: 'replica asleep', replicaWaitMs: 300 });
+    await sleeping;
+
+    expect(acknowledged.replicated).toBe(true);
+    expect(unacknowledged.replicated).toBe(false);
+    expect(warnings.filter((w) => w.includes('no replica acknowledged'))).toHaveLength(1);
+  });
+});
