@@ -1,12 +1,14 @@
 #!lua
 -- backfill_batch v2: copy a bounded batch of legacy jobs into the new layout. A record that already
--- exists in the new layout is never overwritten (except, in resync mode, when the legacy twin was
--- updated later); a copied job joins its workspace index and expires at the legacy record's
--- absolute expiry time, to the millisecond.
+-- exists in the new layout is never overwritten, except in resync mode, where the record updated
+-- later wins: a legacy twin updated later (after a stay in off) replaces the new record, and a new
+-- record updated later (after a stay in complete) replaces the legacy one, when the plan writes the
+-- legacy layout. A copied job joins its workspace index and expires at the legacy record's absolute
+-- expiry time, to the millisecond.
 --
 -- @keys 1 + 3 per job (at most 500 jobs per call)
 -- KEYS[1]    stageKey   hash  the layout's stage record (see the include below)
--- KEYS[3i-1] legacyKey  hash  job:<jobId>: read only
+-- KEYS[3i-1] legacyKey  hash  job:<jobId>: written only by a resync, when the new record is newer
 -- KEYS[3i]   newKey     hash  ws:<workspaceId>:job:<jobId>: written when absent (resync: when older)
 -- KEYS[3i+1] indexKey   zset  ws:<workspaceId>:jobs: gains jobId at created_at (ZADD NX)
 --
@@ -25,9 +27,11 @@
 --   {'resynced', fields}        resync: the new record was older and is now the legacy record, or its
 --                               expiry was not the legacy one's and now is; fields: the names that
 --                               differed, sorted ({} when only the expiry did)
+--   {'resynced_legacy', fields} resync: the legacy record was older and is now the new record
 --   {'same', indexed}           the new record already equals the legacy one; indexed '1' when the
 --                               job was missing from its index and was added
---   {'conflict', fields}        both exist and differ (resync: the new one is not older): not written
+--   {'conflict', fields}        both exist and differ (resync: neither was updated later, or the
+--                               newer is the new one and the plan does not write the legacy layout)
 --   {'changed', ''}             the legacy record's workspace_id is no longer ARGV[2i+2]: not written
 --   {'gone', ''}                the legacy key no longer exists: nothing to copy
 --   {'bad_created_at', ''}      created_at is not a decimal number of ms, so the job cannot be
@@ -115,13 +119,19 @@ local function run()
           and tonumber(legacy['updated_at']) > tonumber(new['updated_at']) then
           result = {'resynced', differing}
           write = {action = 'replace', flat = legacyFlat, createdAt = legacy['created_at'], expiresAt = expiresAt}
+        elseif resync and writeLegacy and tonumber(legacy['updated_at']) and tonumber(new['updated_at'])
+          and tonumber(new['updated_at']) > tonumber(legacy['updated_at']) then
+          result = {'resynced_legacy', differing}
+          write = {action = 'replace', target = legacyKey, flat = redis.call('HGETALL', newKey),
+                   createdAt = legacy['created_at'], expiresAt = redis.call('PEXPIRETIME', newKey)}
         else
           result = {'conflict', differing}
         end
       end
     end
     if write then
-      write.newKey, write.indexKey, write.jobId = newKey, indexKey, jobId
+      -- The record written: the new one, but for a resync the legacy record lost.
+      write.target, write.indexKey, write.jobId = write.target or newKey, indexKey, jobId
       writes[#writes + 1] = write
     end
     results[job] = result
@@ -130,10 +140,10 @@ local function run()
   -- Redis checks ACLs at each command, so ask about every write before the first one.
   for _, write in ipairs(writes) do
     local checks = {{'ZADD', write.indexKey, 'NX', '0', write.jobId}}
-    if write.action == 'copy' or write.action == 'replace' then checks[#checks + 1] = {'HSET', write.newKey, 'f', 'v'} end
-    if write.action == 'replace' then checks[#checks + 1] = {'DEL', write.newKey} end
-    if write.expiresAt and write.expiresAt > 0 then checks[#checks + 1] = {'PEXPIREAT', write.newKey, '1'} end
-    if write.action == 'expiry' and write.expiresAt < 0 then checks[#checks + 1] = {'PERSIST', write.newKey} end
+    if write.action == 'copy' or write.action == 'replace' then checks[#checks + 1] = {'HSET', write.target, 'f', 'v'} end
+    if write.action == 'replace' then checks[#checks + 1] = {'DEL', write.target} end
+    if write.expiresAt and write.expiresAt > 0 then checks[#checks + 1] = {'PEXPIREAT', write.target, '1'} end
+    if write.action == 'expiry' and write.expiresAt < 0 then checks[#checks + 1] = {'PERSIST', write.target} end
     for _, check in ipairs(checks) do
       if not redis.acl_check_cmd(unpack(check)) then return {'NO_PERMISSION', check[1], check[2]} end
     end
@@ -141,13 +151,13 @@ local function run()
 
   -- Phase 2: all checks passed; from here on only writes.
   for _, write in ipairs(writes) do
-    -- A replaced record loses the fields the legacy one lacks, so both layouts end equal.
-    if write.action == 'replace' then redis.call('DEL', write.newKey) end
-    if write.action == 'copy' or write.action == 'replace' then redis.call('HSET', write.newKey, unpack(write.flat)) end
+    -- A replaced record loses the fields the other lacks, so both layouts end equal.
+    if write.action == 'replace' then redis.call('DEL', write.target) end
+    if write.action == 'copy' or write.action == 'replace' then redis.call('HSET', write.target, unpack(write.flat)) end
     if write.expiresAt and write.expiresAt > 0 then
-      redis.call('PEXPIREAT', write.newKey, write.expiresAt)
+      redis.call('PEXPIREAT', write.target, write.expiresAt)
     elseif write.action == 'expiry' then
-      redis.call('PERSIST', write.newKey)
+      redis.call('PERSIST', write.target)
     end
     redis.call('ZADD', write.indexKey, 'NX', write.createdAt, write.jobId)
   end

@@ -27,7 +27,9 @@ export type SkipReason = (typeof SKIP_REASONS)[number];
 export interface BackfillOptions extends RunOptions {
   /**
    * 'copy' (default) creates missing new records and never overwrites one. 'resync', after a
-   * rollback to off, also overwrites a new record whose legacy twin has a later updated_at.
+   * rollback, also brings records that differ level: the one updated later wins (a legacy record
+   * updated in off replaces its new twin; a new record updated in complete replaces its legacy twin
+   * where the stage writes the legacy layout).
    */
   mode?: BackfillMode;
   /** Ignore a checkpoint an interrupted run left, and walk from the start. */
@@ -158,6 +160,8 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
           case 'resynced':
             // No differing field: only the expiry differed, and now the legacy one's holds.
             return results.add('resynced', (detail as string[]).length > 0 ? { key, fields: detail as string[] } : { key, detail: 'expiry' });
+          case 'resynced_legacy':
+            return results.add('resynced', { key, fields: detail as string[], detail: 'the new record was newer: copied into the legacy layout' });
           case 'conflict':
             return results.add('conflict', { key, fields: detail as string[] });
           case 'gone':

@@ -1,5 +1,5 @@
 import Redis from 'ioredis';
-import { DualWriteQueue, WrongStageError, type Logger } from '../../src';
+import { DualWriteQueue, WrongStageError, type Logger, type Stage } from '../../src';
 import { metricValue, useRedis } from '../support/redis';
 import { jobFields, jobHash, putJob, redisState, str, zset, type JobRecord, type KeyState } from '../support/state';
 import { CREATED, indexOf, makeMigration, putLegacyJobs, record } from './fixtures';
@@ -144,13 +144,18 @@ describe('backfill', () => {
     });
   });
 
-  it('resync overwrites a new record only when its legacy twin was updated later, and reports each overwrite', async () => {
+  it.each<[Stage, boolean]>([
+    ['dualwrite', true],
+    ['complete', false],
+  ])('resync in %s: the record updated later wins, and each overwrite is reported', async (stage, writesLegacy) => {
     const newer = record('r1', 'acme', { status: 'failed', updatedAt: CREATED + 500 });
     const stale = { ...jobFields(record('r1', 'acme', { status: 'running', updatedAt: CREATED + 100 })), extra: 'x' };
     const older = record('r2', 'acme', { status: 'queued', updatedAt: CREATED + 100 });
     const current = record('r2', 'acme', { status: 'succeeded', updatedAt: CREATED + 900 });
     const legacyOnly = record('r3', 'acme');
     const equal = record('r4', 'acme');
+    const tied = record('r5', 'acme', { status: 'running', updatedAt: CREATED + 50 });
+    const tiedOther = record('r5', 'acme', { status: 'failed', updatedAt: CREATED + 50 });
     await putJob(ctx.redis, 'job:r1', newer);
     await ctx.redis.hset('ws:acme:job:r1', stale);
     await putJob(ctx.redis, 'job:r2', older);
@@ -158,27 +163,37 @@ describe('backfill', () => {
     await putJob(ctx.redis, 'job:r3', legacyOnly);
     await putJob(ctx.redis, 'job:r4', equal);
     await putJob(ctx.redis, 'ws:acme:job:r4', equal);
-    await ctx.redis.zadd('ws:acme:jobs', CREATED, 'r1', CREATED, 'r2', CREATED + 4, 'r4');
-    const { migration } = makeMigration(ctx.redis, 'dualwrite');
+    await putJob(ctx.redis, 'job:r5', tied);
+    await putJob(ctx.redis, 'ws:acme:job:r5', tiedOther);
+    await ctx.redis.zadd('ws:acme:jobs', CREATED, 'r1', CREATED, 'r2', CREATED + 4, 'r4', CREATED + 5, 'r5');
+    const { migration } = makeMigration(ctx.redis, stage);
 
     const report = await migration.backfill({ mode: 'resync' });
 
+    // A new record updated later (in complete) replaces its legacy twin only where the stage writes
+    // the legacy layout; equal updated_at never decides.
     expect(report).toMatchObject({ mode: 'resync', completed: true });
-    expect(report.results).toEqual({ copied: 1, resynced: 1, same: 1, conflict: 1, skipped: 0, gone: 0 });
+    expect(report.results).toEqual({ copied: 1, resynced: writesLegacy ? 2 : 1, same: 1, conflict: writesLegacy ? 1 : 2, skipped: 0, gone: 0 });
     expect(bySampleKey(report.samples)).toEqual([
-      { kind: 'conflict', key: 'job:r2', fields: ['status', 'updated_at'] },
+      ...(writesLegacy ? [] : [{ kind: 'conflict', key: 'job:r2', fields: ['status', 'updated_at'] }]),
+      { kind: 'conflict', key: 'job:r5', fields: ['status'] },
       { kind: 'resynced', key: 'job:r1', fields: ['extra', 'status', 'updated_at'] },
+      ...(writesLegacy
+        ? [{ kind: 'resynced', key: 'job:r2', fields: ['status', 'updated_at'], detail: 'the new record was newer: copied into the legacy layout' }]
+        : []),
     ]);
     expect(await redisState(ctx.redis)).toEqual({
       'job:r1': jobHash(newer),
-      'job:r2': jobHash(older),
+      'job:r2': jobHash(writesLegacy ? current : older),
       'job:r3': jobHash(legacyOnly),
       'job:r4': jobHash(equal),
+      'job:r5': jobHash(tied),
       'ws:acme:job:r1': jobHash(newer),
       'ws:acme:job:r2': jobHash(current),
       'ws:acme:job:r3': jobHash(legacyOnly),
       'ws:acme:job:r4': jobHash(equal),
-      'ws:acme:jobs': zset(['r1', CREATED], ['r2', CREATED], ['r3', legacyOnly.createdAt], ['r4', CREATED + 4]),
+      'ws:acme:job:r5': jobHash(tiedOther),
+      'ws:acme:jobs': zset(['r1', CREATED], ['r2', CREATED], ['r3', legacyOnly.createdAt], ['r4', CREATED + 4], ['r5', CREATED + 5]),
     });
   });
 
