@@ -91,7 +91,7 @@ describe('a managed fleet through every stage and back, under load', () => {
     const load = Promise.all([producer(fleet[0], 0), producer(fleet[1], 1), worker(fleet[1], 'w1'), worker(fleet[2], 'w2'), reader(fleet[0]), reader(fleet[2])]);
 
     const transitions: { to: Stage; epoch: number; at: number }[] = [];
-    const verifies: Record<string, VerifyReport['divergences']> = {};
+    const verifies: Record<string, Record<string, number>> = {};
     const move = async (to: Stage) => {
       const result = await operator.setStage(to, { reason: `fleet test: ${to}` });
       transitions.push({ to, epoch: result.epoch, at: performance.now() });

@@ -163,7 +163,11 @@ describe('stage set: the guards', () => {
       for (let round = 0; round < 20; round++) {
         const targets: Stage[] = round % 2 === 0 ? ['rampdown', 'shadow'] : ['shadow', 'rampdown'];
         const epochBefore = Number(await ctx.redis.hget('dualwrite:stage', 'epoch'));
-        const outcomes = await Promise.allSettled(targets.map((to, i) => migration(clients[i]).setStage(to, { reason: `round ${round}`, force: true })));
+        // Each operator names the epoch it looked at (--expect-epoch): whether the other's write lands
+        // before its read or between its read and its write, it loses.
+        const outcomes = await Promise.allSettled(
+          targets.map((to, i) => migration(clients[i]).setStage(to, { reason: `round ${round}`, force: true, expectedEpoch: epochBefore })),
+        );
 
         const won = outcomes.filter((o) => o.status === 'fulfilled');
         const lost = outcomes.filter((o): o is PromiseRejectedResult => o.status === 'rejected');
