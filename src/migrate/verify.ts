@@ -177,6 +177,7 @@ class Walk {
         const orphans = new Set<string>();
         for (let start = 0; !this.run.signal?.aborted; start += this.run.batchSize) {
           const members = (await redis.zrange(indexKey, start, start + this.run.batchSize - 1)).map(String);
+          if (!(await this.pacer.take(members.length))) break;
           const jobs: Job[] = [];
           for (const jobId of members) {
             if (ID_PATTERN.test(jobId)) jobs.push({ workspaceId, jobId });
@@ -193,7 +194,6 @@ class Walk {
           });
           entries += members.length;
           this.checked.indexEntries += members.length;
-          await this.pacer.after(members.length);
           if (members.length < this.run.batchSize) break;
         }
       }
@@ -242,13 +242,13 @@ class Walk {
     do {
       const [next, flat] = await redis.hscan(claimsKey, cursor, 'COUNT', this.run.batchSize);
       const entries = flat.filter((_, i) => i % 2 === 0).map(String);
+      if (!(await this.pacer.take(entries.length))) break;
       const pipeline = redis.pipeline();
       for (const entry of entries) pipeline.zscore(processingKey, entry);
       const scores = (await pipeline.exec()) ?? [];
       entries.forEach((entry, i) => {
         if (scores[i][1] === null) this.tally.add('claim_mismatch', { key: claimsKey, detail: `claim of ${JSON.stringify(entry)} has no processing entry` });
       });
-      await this.pacer.after(entries.length);
       cursor = String(next);
     } while (cursor !== '0' && !this.run.signal?.aborted);
   }
@@ -277,6 +277,7 @@ class Walk {
     for (let start = 0; !this.run.signal?.aborted; start += this.run.batchSize) {
       const end = start + this.run.batchSize - 1;
       const entries = (expectedType === 'list' ? await redis.lrange(key, start, end) : await redis.zrange(key, start, end)).map(String);
+      if (!(await this.pacer.take(entries.length))) break;
       const parsed = entries.map(parseQueueEntry);
       const bare = parsed.filter((ids) => ids && !ids.workspaceId).map((ids) => ids!.jobId);
       const owners = await readLegacyOwners(redis, bare.map((jobId) => keys.legacyJob(jobId)));
@@ -304,7 +305,6 @@ class Walk {
       await alsoCheck?.(entries);
       this.checked[counter] += entries.length;
       this.run.onProgress(this.progress('queue', this.checked[counter], length ? Math.min(1, (start + entries.length) / length) : 1));
-      await this.pacer.after(entries.length);
       if (entries.length < this.run.batchSize) break;
     }
   }
@@ -349,11 +349,12 @@ class Walk {
     let done = 0;
     do {
       const page = await scanPage(walk.server.redis, walk.cursor, pattern, type, this.run.batchSize);
+      // Index pages are paced entry by entry, inside visit.
+      if (phase !== 'index' && !(await this.pacer.take(page.keys.length))) break;
       const examined = await visit(page.keys);
       done += examined;
       walk.advance(page.cursor);
       this.run.onProgress(this.progress(phase, done, walk.fraction()));
-      if (phase !== 'index') await this.pacer.after(examined);
     } while (!walk.over && !this.run.signal?.aborted);
   }
 
