@@ -1,6 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './io';
-import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_URL } from './target';
+import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_URL, maskUrl } from './target';
 
 /** One option of a subcommand, as parseArgs takes it plus what --help says about it. */
 interface OptionSpec {
@@ -189,7 +189,8 @@ export function parseOptions(command: CommandSpec, args: readonly string[]): Par
   );
   try {
     const { values, positionals } = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    // Shown masked: a URL typed without its flag may carry a password.
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${maskUrl(positionals[0])}`);
     return values as ParsedOptions;
   } catch (error) {
     if (error instanceof UsageError) throw error;

@@ -137,6 +137,7 @@ export function parseRedisUrl(url: string, flag: string): ParsedUrl {
 }
 
 function parseHostPort(item: string): Endpoint {
+  if (item.includes('@')) throw new UsageError('--cluster: give credentials in a URL, redis://user:password@host:port (or rediss://)');
   const match = /^(.+):(\d{1,5})$/.exec(item);
   if (!match || Number(match[2]) < 1 || Number(match[2]) > 65535) throw new UsageError(`--cluster: ${item} is not host:port`);
   return { host: match[1].replace(/^\[(.*)\]$/, '$1'), port: Number(match[2]) };
@@ -208,7 +209,8 @@ function showUrl(parsed: ParsedUrl): string {
 /** A URL as text with its password replaced by ***, parseable or not. */
 export function maskUrl(url: string): string {
   const start = url.indexOf('://') + 3;
-  if (start < 3) return url;
+  // No scheme: whatever comes before an @ may be user:password.
+  if (start < 3) return url.includes('@') ? `***${url.slice(url.lastIndexOf('@'))}` : url;
   try {
     if (!new URL(url).password) return url;
   } catch {

@@ -43,6 +43,7 @@ describe('redis-dual-write --help', () => {
       badStage: await cli(['verify', '--stage', 'nope', ...url()]),
       badBatch: await cli(['verify', '--stage', 'live', '--batch-size', '0', ...url()]),
       badRate: await cli(['backfill', '--stage', 'live', '--rate', 'fast', ...url()]),
+      strayUrl: await cli(['verify', '--stage', 'live', 'redis://ops:stray-secret@127.0.0.1:1']),
     };
 
     expect(Object.fromEntries(Object.entries(runs).map(([name, run]) => [name, run.code]))).toEqual(
@@ -54,6 +55,8 @@ describe('redis-dual-write --help', () => {
     expect(runs.badStage.stderr).toContain('--stage: must be one of off, dualwrite, shadow, live, rampdown, complete');
     expect(runs.badBatch.stderr).toContain('--batch-size: must be an integer from 1 to 500');
     expect(runs.badRate.stderr).toContain('--rate must be a number above 0');
+    expect(runs.strayUrl.stderr).toContain('unexpected argument redis://ops:***@127.0.0.1:1');
+    expect(runs.strayUrl.stderr).not.toContain('stray-secret');
     expect(await redisState(ctx.redis)).toEqual({});
   });
 });

@@ -43,8 +43,11 @@ describe('targetFor', () => {
     [{ url: 'redis://:pw@10.0.0.7/x' }, '--url: the path of redis://:***@10.0.0.7/x must be a database number'],
     [{ cluster: 'rediss://10.0.0.1:6380/3' }, 'a Redis Cluster has only database 0'],
     [{ url: 'redis://10.0.0.7', 'tls-servername': 'x' }, '--tls-servername is for TLS'],
+    [{ url: 'ops:s3cret@10.0.0.7:6379' }, '--url: ***@10.0.0.7:6379 is not a redis:// or rediss:// URL'],
+    [{ cluster: 'ops:s3cret@10.0.0.7:6379' }, '--cluster: give credentials in a URL, redis://user:password@host:port'],
   ])('refuses %j', (flags, message) => {
     expect(() => targetFor(flags, {})).toThrow(message);
+    expect(() => targetFor(flags, {})).not.toThrow(/s3cret/);
   });
 });
 
