@@ -141,16 +141,20 @@ function connectFailure(seen: readonly { error: Error; node?: string }[], target
     });
   }
   const telling = seen.find(({ error }) => !GENERIC.some((generic) => error.message.startsWith(generic)));
-  // A cluster client gives up on a seed's slot map after its own timeout (set to ours) and says only 'timeout'.
+  // The client's own timeouts, set to ours, may fire first: a cluster client gives up on a seed's
+  // slot map saying only 'timeout'; a connection (TLS handshake included) not made in time ends in
+  // ETIMEDOUT, which means what our deadline finds in status 'connecting'.
   const slotMapTimedOut = seen.some(({ error }) => error.message === 'timeout');
-  if (timedOutIn !== undefined || slotMapTimedOut) {
+  const notConnected = seen.some(({ error }) => (error as NodeJS.ErrnoException).code === 'ETIMEDOUT');
+  const stage = timedOutIn ?? (notConnected ? 'connecting' : undefined);
+  if (stage !== undefined || slotMapTimedOut) {
     const accepted =
-      timedOutIn === 'connect'
+      stage === 'connect'
         ? ': it accepted the connection, then said nothing'
-        : timedOutIn === 'connecting' && target.tls
+        : stage === 'connecting' && target.tls
           ? ': the TLS handshake did not complete (is that a TLS port?)'
           : '';
-    const last = telling && !slotMapTimedOut ? `; last error: ${telling.error.message}` : '';
+    const last = telling && !slotMapTimedOut && !notConnected ? `; last error: ${telling.error.message}` : '';
     return new CommandFailure(
       'TIMEOUT',
       `Redis at ${target.shown} did not answer within ${target.connectTimeoutMs} ms (--connect-timeout)${accepted}${last}`,

@@ -51,8 +51,11 @@ export function errorCode(error: unknown): string {
  */
 export function duringRun(error: unknown, target: Target): unknown {
   const translated = translateRedisError(error);
-  if (translated !== error || !(error instanceof Error) || error instanceof DualWriteError || error instanceof CommandFailure) return translated;
-  if (error.message === 'Command timed out') {
+  if (translated !== error || !(error instanceof Error) || error instanceof CommandFailure) return translated;
+  // The library's readiness check wraps what the client said; a timeout is still ours to name.
+  const timedOut = error.message === 'Command timed out' || (error.cause instanceof Error && error.cause.message === 'Command timed out');
+  if (error instanceof DualWriteError && !timedOut) return error;
+  if (timedOut) {
     return new CommandFailure(
       'TIMEOUT',
       `Redis at ${target.shown} did not answer a command within ${target.commandTimeoutMs} ms (--command-timeout)`,

@@ -85,16 +85,21 @@ describeWithTls('TLS to one server that has no cleartext port and asks for clien
   });
 
   it('never falls back to cleartext: the first bytes are a TLS handshake, the password is never sent', async () => {
-    const before = silent.received().length;
+    const sentBy = async (url: string) => {
+      const from = silent.received().length;
+      const run = await cli(['scripts', 'check', '--url', url, '--connect-timeout', '1000']);
+      return { code: run.code, sent: silent.received().subarray(from) };
+    };
 
-    const lower = await cli(['scripts', 'check', '--url', `rediss://:hunter2-secret@127.0.0.1:${silent.port}`, '--connect-timeout', '300']);
-    const upper = await cli(['scripts', 'check', '--url', `REDISS://:hunter2-secret@127.0.0.1:${silent.port}`, '--connect-timeout', '300']);
-    const sent = silent.received().subarray(before);
+    const lower = await sentBy(`rediss://:hunter2-secret@127.0.0.1:${silent.port}`);
+    const upper = await sentBy(`REDISS://:hunter2-secret@127.0.0.1:${silent.port}`);
 
-    expect([lower.code, upper.code]).toEqual([3, 3]);
-    expect(sent.subarray(0, 2)).toEqual(TLS_HANDSHAKE);
-    expect(sent.includes('hunter2-secret')).toBe(false);
-    expect(sent.includes('AUTH')).toBe(false);
+    for (const { code, sent } of [lower, upper]) {
+      expect(code).toBe(3);
+      expect(sent.subarray(0, 2)).toEqual(TLS_HANDSHAKE);
+      expect(sent.includes('hunter2-secret')).toBe(false);
+      expect(sent.toString('latin1').toLowerCase()).not.toContain('auth');
+    }
   });
 
   it('rediss:// to a cleartext Redis fails (exit 3) although that Redis would answer in cleartext', async () => {
