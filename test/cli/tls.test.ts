@@ -93,6 +93,7 @@ describeWithTls('TLS to one server that has no cleartext port and asks for clien
 
     const lower = await sentBy(`rediss://:hunter2-secret@127.0.0.1:${silent.port}`);
     const upper = await sentBy(`REDISS://:hunter2-secret@127.0.0.1:${silent.port}`);
+    // (one after the other: each run's bytes are told apart by when they came)
 
     for (const { code, sent } of [lower, upper]) {
       expect(code).toBe(3);
