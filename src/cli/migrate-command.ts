@@ -2,7 +2,7 @@ import { writeFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
 import { VerifyNotCleanError } from '../errors';
 import { Migration } from '../migrate/migration';
-import { RUN_DEFAULTS, type RunOptions } from '../migrate/options';
+import { checkRunOptions, RUN_DEFAULTS, type RunOptions } from '../migrate/options';
 import type { Logger } from '../logger';
 import type { Stage } from '../stages';
 import type { ParsedOptions } from './commands';
@@ -32,6 +32,8 @@ export async function runMigrationStep(step: Step, options: ParsedOptions, io: C
     rateLimit,
     sampleLimit: integer('--samples', options.samples),
   };
+  // Checked here too, so a bad value is a usage error before anything is sent (the step checks them again).
+  checkRunOptions(run);
   const redis = createClient(target);
   const registry = new Registry();
   try {

@@ -12,6 +12,7 @@ import { makeMigration, putLegacyJobs, record } from '../migrate/fixtures';
 const ctx = useRedis();
 
 const url = () => ['--url', ctx.handle.url];
+const manifestShas = () => (JSON.parse(readFileSync(MANIFEST_PATH, 'utf8')) as { sha1: string }[]).map((script) => script.sha1);
 
 describe('redis-dual-write --help', () => {
   it('lists every subcommand and exits 0', async () => {
@@ -58,6 +59,7 @@ describe('redis-dual-write --help', () => {
     expect(runs.strayUrl.stderr).toContain('unexpected argument redis://ops:***@127.0.0.1:1');
     expect(runs.strayUrl.stderr).not.toContain('stray-secret');
     expect(await redisState(ctx.redis)).toEqual({});
+    expect(await ctx.redis.script('EXISTS', ...manifestShas())).toEqual(manifestShas().map(() => 0));
   });
 });
 
