@@ -6,7 +6,7 @@ export const DEFAULT_URL = 'redis://127.0.0.1:6379';
 export const DEFAULT_CONNECT_TIMEOUT_MS = 5_000;
 export const DEFAULT_COMMAND_TIMEOUT_MS = 10_000;
 
-export interface Endpoint {
+interface Endpoint {
   host: string;
   port: number;
 }
@@ -110,7 +110,7 @@ interface ParsedUrl extends Endpoint {
  * A redis:// or rediss:// URL, parsed here rather than by the client so that TLS is decided by one
  * rule (the scheme) and nothing in the URL is silently ignored.
  */
-export function parseRedisUrl(url: string, flag: string): ParsedUrl {
+function parseRedisUrl(url: string, flag: string): ParsedUrl {
   let parsed: URL;
   try {
     parsed = new URL(url);
