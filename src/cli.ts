@@ -3,7 +3,7 @@
  * The `redis-dual-write` bin: wires the process (argv, streams, Ctrl-C, exit code) to main().
  * Everything else lives in cli/, where tests run it in-process.
  */
-import { main } from './cli/main';
+import { EXIT, main } from './cli/main';
 
 export { main, EXIT } from './cli/main';
 export type { CliIo, CliStream } from './cli/main';
@@ -13,7 +13,7 @@ if (require.main === module) {
   let interrupts = 0;
   process.on('SIGINT', () => {
     interrupts += 1;
-    if (interrupts > 1) process.exit(130);
+    if (interrupts > 1) process.exit(EXIT.interrupted);
     process.stderr.write('\nStopping after the batch in flight (Ctrl-C again to quit now)...\n');
     controller.abort();
   });
@@ -27,8 +27,9 @@ if (require.main === module) {
       process.exitCode = code;
     },
     (error: unknown) => {
+      // main() answers every error with its exit code; landing here is a crash of the command itself.
       process.stderr.write(`redis-dual-write: ${error instanceof Error ? error.stack : String(error)}\n`);
-      process.exitCode = 1;
+      process.exitCode = EXIT.failed;
     },
   );
 }

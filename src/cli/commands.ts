@@ -1,5 +1,6 @@
 import { parseArgs } from 'node:util';
 import { UsageError } from './io';
+import { DEFAULT_COMMAND_TIMEOUT_MS, DEFAULT_CONNECT_TIMEOUT_MS, DEFAULT_URL, maskUrl } from './target';
 
 /** One option of a subcommand, as parseArgs takes it plus what --help says about it. */
 interface OptionSpec {
@@ -19,16 +20,36 @@ export interface CommandSpec {
   details: string;
 }
 
-export const DEFAULT_URL = 'redis://127.0.0.1:6379';
-
 const HELP: Record<string, OptionSpec> = { help: { type: 'boolean', short: 'h', help: 'show this help' } };
 const JSON_OUTPUT: OptionSpec = { type: 'boolean', help: 'print the result as JSON on stdout (progress stays on stderr)' };
 const CONNECTION: Record<string, OptionSpec> = {
-  url: { type: 'string', value: 'url', help: `Redis to work on (default: $REDIS_URL, else ${DEFAULT_URL})` },
+  url: {
+    type: 'string',
+    value: 'url',
+    help: `Redis to work on, redis:// or rediss:// (TLS) (default: $REDIS_URL, else ${DEFAULT_URL})`,
+  },
   cluster: {
     type: 'string',
     value: 'host:port,...',
-    help: 'a Redis Cluster instead, by seed nodes (redis://user:pass@host:port items carry credentials)',
+    help: 'a Redis Cluster instead, by seed nodes; rediss://user:pass@host:port items for TLS and credentials',
+  },
+  'tls-ca': { type: 'string', value: 'file', help: "with rediss://: the CA certificate(s), PEM, to trust (default: the system's)" },
+  'tls-servername': {
+    type: 'string',
+    value: 'name',
+    help: "with rediss://: the name the server's certificate must carry (default: the host connected to)",
+  },
+  'tls-cert': { type: 'string', value: 'file', help: 'with rediss://: a client certificate, PEM, for servers that ask for one' },
+  'tls-key': { type: 'string', value: 'file', help: "with rediss://: the client certificate's private key, PEM" },
+  'connect-timeout': {
+    type: 'string',
+    value: 'ms',
+    help: `give up when Redis is not usable within this long (default ${DEFAULT_CONNECT_TIMEOUT_MS})`,
+  },
+  'command-timeout': {
+    type: 'string',
+    value: 'ms',
+    help: `give up when Redis does not answer a command within this long (default ${DEFAULT_COMMAND_TIMEOUT_MS})`,
   },
 };
 const LAYOUT: Record<string, OptionSpec> = {
@@ -37,8 +58,8 @@ const LAYOUT: Record<string, OptionSpec> = {
   tag: { type: 'string', value: 'tag', help: "the service uses keys: clusterLayout('<tag>'): every key behind {<tag>}" },
 };
 const RUN: Record<string, OptionSpec> = {
-  'batch-size': { type: 'string', value: 'n', help: 'jobs per script call, 1 to 500 (default 200)' },
-  rate: { type: 'string', value: 'jobs/s', help: 'at most this many jobs per second (default: no limit)' },
+  'batch-size': { type: 'string', value: 'n', help: 'jobs per script call, 1 to 500 (default 200, or one second of --rate if less)' },
+  rate: { type: 'string', value: 'jobs/s', help: 'at most this many jobs per second, from the first batch on (default: no limit)' },
   samples: { type: 'string', value: 'n', help: 'examples kept per kind in the report (default 10)' },
   'metrics-file': {
     type: 'string',
@@ -50,7 +71,12 @@ const stage = (help: string): Record<string, OptionSpec> => ({
   stage: { type: 'string', value: 'stage', help },
 });
 
-const EXIT_CODES = 'Exit code: 0 on success, 1 when something needs attention or failed, 2 on a usage error, 130 when stopped by Ctrl-C.';
+const EXIT_CODES = `Exit codes:
+  0    success
+  1    a person must look: conflicts, skipped records, divergences, missing or differing scripts, a refusal
+  2    usage error: nothing was sent to Redis
+  3    the run itself failed: Redis unreachable or silent (timeouts), TLS, authentication, permission, a crash
+  130  stopped by Ctrl-C`;
 const INTERRUPT = 'Ctrl-C stops after the batch in flight and says how to resume; a second Ctrl-C quits at once.';
 
 export const COMMANDS: CommandSpec[] = [
@@ -100,7 +126,7 @@ and every replica (Redis does not replicate SCRIPT LOAD). Exit code 1 when any d
 batches (one script call each), adding it to its workspace index and keeping its TTL. A new record
 is never overwritten: a pair that differs is a conflict, reported with samples. Records without a
 valid workspace_id are skipped and reported. The SCAN cursor is checkpointed in
-<prefix>dualwrite:backfill:<queue>, so an interrupted run continues where it stopped; a second run
+<prefix>dualwrite:backfill:<queue> ({<tag>}:dualwrite:backfill:<queue> with --tag), so an interrupted run continues where it stopped; a second run
 copies nothing. ${INTERRUPT}
 Exit code 1 when any conflict or skipped record needs a person.`,
   },
@@ -163,7 +189,8 @@ export function parseOptions(command: CommandSpec, args: readonly string[]): Par
   );
   try {
     const { values, positionals } = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${positionals[0]}`);
+    // Shown masked: a URL typed without its flag may carry a password.
+    if (positionals.length > 0) throw new UsageError(`unexpected argument ${maskUrl(positionals[0])}`);
     return values as ParsedOptions;
   } catch (error) {
     if (error instanceof UsageError) throw error;
@@ -184,6 +211,7 @@ Options:
 ${rows.join('\n')}
 
 ${command.details}
+
 ${EXIT_CODES}
 `;
 }
@@ -198,9 +226,12 @@ Commands:
 ${rows.join('\n')}
 
 Every command takes --help. Connection: --url (default $REDIS_URL, else ${DEFAULT_URL}), or
---cluster host:port,... for a Redis Cluster; the key layout: --prefix, --queue and --tag, as the
-service's keyPrefix, queueName and clusterLayout tag; --json for machine output.
+--cluster host:port,... for a Redis Cluster; rediss:// for TLS (--tls-ca, --tls-servername,
+--tls-cert, --tls-key); --connect-timeout and --command-timeout (ms). The key layout: --prefix,
+--queue and --tag, as the service's keyPrefix, queueName and clusterLayout tag; --json for machine
+output.
 The runbook: docs/MIGRATION.md.
+
 ${EXIT_CODES}
 `;
 }

@@ -14,13 +14,19 @@ export interface CliIo {
   signal?: AbortSignal;
 }
 
-/** Exit codes: 0 only on success. */
+/**
+ * Exit codes: 0 only on success. 1 and 3 tell a deploy gate two different things: 1 means the run
+ * worked and found something a person must look at; 3 means the run itself could not be done, so
+ * it says nothing about the data.
+ */
 export const EXIT = {
   ok: 0,
-  /** the run ended but found something that needs a person, or failed */
-  failed: 1,
-  /** the command line was wrong */
+  /** a person must look: conflicts, skipped records, divergences, missing scripts, a refusal */
+  attention: 1,
+  /** the command line was wrong; nothing was sent to Redis */
   usage: 2,
+  /** the run itself failed: connection, TLS, authentication, permission, timeout, a crash */
+  failed: 3,
   /** stopped by Ctrl-C (128 + SIGINT) */
   interrupted: 130,
 } as const;

@@ -1,5 +1,6 @@
-import { DualWriteError, ValidationError } from '../errors';
+import { ValidationError } from '../errors';
 import { commandHelp, COMMANDS, findCommand, mainHelp, parseOptions } from './commands';
+import { errorCode, exitCodeFor } from './failure';
 import { EXIT, line, UsageError, type CliIo } from './io';
 import { runMigrationStep } from './migrate-command';
 import { runScripts } from './scripts-command';
@@ -9,7 +10,7 @@ export { EXIT } from './io';
 
 /**
  * The `redis-dual-write` command. Returns the exit code instead of exiting, so tests (and
- * programs embedding it) run it in-process: 0 only on success.
+ * programs embedding it) run it in-process: 0 only on success (see EXIT).
  */
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const [first, second] = argv;
@@ -57,21 +58,16 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
 }
 
 function failed(error: unknown, commandName: string | undefined, json: boolean, io: CliIo): number {
-  // A ValidationError here comes from a flag's value (say --stage or --batch-size): a usage error.
-  if (error instanceof UsageError || error instanceof ValidationError) {
-    const message = error instanceof ValidationError ? flagMessage(error) : error.message;
-    line(io.stderr, `redis-dual-write: ${message}`);
-    line(io.stderr, `Run 'redis-dual-write ${commandName ?? ''}${commandName ? ' ' : ''}--help' for the options.`);
-    if (json) line(io.stdout, JSON.stringify({ error: { code: 'USAGE', message } }, null, 2));
-    return EXIT.usage;
-  }
-  const code = error instanceof DualWriteError ? error.code : 'ERROR';
-  const message = error instanceof Error ? error.message : String(error);
+  const exitCode = exitCodeFor(error);
+  const code = errorCode(error);
+  // A ValidationError here comes from a flag's value (say --stage or --batch-size): said as the flag.
+  const message = error instanceof ValidationError ? flagMessage(error) : error instanceof Error ? error.message : String(error);
   if (json) line(io.stdout, JSON.stringify({ error: { code, message } }, null, 2));
   line(io.stderr, `redis-dual-write: ${message}`);
+  if (code === 'USAGE') line(io.stderr, `Run 'redis-dual-write ${commandName ?? ''}${commandName ? ' ' : ''}--help' for the options.`);
   // The library names the preset as code; the command's way to say it is a flag.
   if (code === 'CROSS_SLOT') line(io.stderr, "On a cluster, pass --tag <tag> when the service uses keys: clusterLayout('<tag>').");
-  return EXIT.failed;
+  return exitCode;
 }
 
 /** ValidationError names the library's field; say it as the flag the operator typed. */

@@ -126,6 +126,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   do {
     const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize, context.isExcluded);
     excluded += page.excluded;
+    if (!(await pacer.take(page.keys.length))) break;
     const candidates: { legacyKey: string; jobId: string }[] = [];
     for (const legacyKey of page.keys) {
       const jobId = keys.parseLegacy(legacyKey);
@@ -193,7 +194,6 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
     const fraction = walk.fraction();
     metrics.progress.set({ operation: 'backfill' }, fraction);
     run.onProgress({ operation: 'backfill', phase: 'legacy', done: examined, fraction });
-    await pacer.after(page.keys.length);
   } while (!walk.over && !run.signal?.aborted);
 
   const completed = walk.over;

@@ -101,6 +101,7 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
   do {
     const page = await scanPage(walk.server.redis, walk.cursor, keys.legacyPattern, 'hash', run.batchSize, context.isExcluded);
     excluded += page.excluded;
+    if (!(await pacer.take(page.keys.length))) break;
     const candidates: { legacyKey: string; jobId: string }[] = [];
     for (const legacyKey of page.keys) {
       const jobId = keys.parseLegacy(legacyKey);
@@ -131,7 +132,6 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
     const fraction = walk.fraction();
     metrics.progress.set({ operation: 'cleanup' }, fraction);
     run.onProgress({ operation: 'cleanup', phase: 'legacy', done: examined, fraction });
-    await pacer.after(page.keys.length);
   } while (!walk.over && !run.signal?.aborted);
 
   const deleted = tally.counts.deleted;

@@ -66,11 +66,11 @@ async function eachPage(
     const [, next, flat] = reply as [string, string, string[]];
     const entries: [string, boolean][] = [];
     for (let i = 0; i < flat.length; i += 2) entries.push([String(flat[i]), flat[i + 1] === '1']);
+    if (!(await pacer.take(entries.length))) return;
     await visit(entries, what === 'claims' ? seen : Number(from));
     seen += entries.length;
     // A structure's length changes while workers run: its share walked is unknown until the end.
     if (what !== 'claims') shared.progress('queue', seen, next === '' ? 1 : null);
-    await pacer.after(entries.length);
     if (next === '') return;
     from = next;
   }

@@ -216,6 +216,7 @@ class LayoutWalk {
         const orphans = new Set<string>();
         for (let start = 0; !run.signal?.aborted; start += run.batchSize) {
           const members = (await redis.zrange(indexKey, start, start + run.batchSize - 1)).map(String);
+          if (!(await pacer.take(members.length))) break;
           const jobs: Job[] = [];
           for (const jobId of members) {
             if (JOB_ID_PATTERN.test(jobId)) jobs.push({ workspaceId, jobId });
@@ -233,7 +234,6 @@ class LayoutWalk {
           });
           entries += members.length;
           checked.indexEntries += members.length;
-          await pacer.after(members.length);
           if (members.length < run.batchSize) break;
         }
       }
@@ -271,11 +271,12 @@ class LayoutWalk {
     do {
       const page = await scanPage(walk.server.redis, walk.cursor, pattern, type, run.batchSize, context.isExcluded);
       this.excluded += page.excluded;
+      // Index pages are paced entry by entry, inside visit.
+      if (phase !== 'index' && !(await pacer.take(page.keys.length))) break;
       const examined = await visit(page.keys);
       done += examined;
       walk.advance(page.cursor);
       this.shared.progress(phase, done, walk.fraction());
-      if (phase !== 'index') await pacer.after(examined);
     } while (!walk.over && !run.signal?.aborted);
   }
 }

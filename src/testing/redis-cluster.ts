@@ -43,6 +43,8 @@ export interface StartRedisClusterOptions {
   masters?: number;
   /** Extra redis-server arguments for every node. */
   serverArgs?: readonly string[];
+  /** Extra arguments for one node, after serverArgs, given its client port (say a --tls-port of its own). */
+  nodeServerArgs?: (node: { port: number }) => readonly string[] | Promise<readonly string[]>;
   /** Give up (and stop every node) when the cluster is not ok after this long (default 30 s). */
   timeoutMs?: number;
 }
@@ -88,7 +90,9 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
     dirs.delete(dir);
   };
   try {
-    for (let i = 0; i < masters * 2; i++) nodes.push(await startNode(support.binary, join(dir, `node-${i}`), options.serverArgs ?? []));
+    for (let i = 0; i < masters * 2; i++) {
+      nodes.push(await startNode(support.binary, join(dir, `node-${i}`), options.serverArgs ?? [], options.nodeServerArgs));
+    }
     await joinCluster(nodes, masters, deadline);
   } catch (error) {
     await stopAll();
@@ -114,11 +118,16 @@ interface ClusterNode {
   stop(): Promise<void>;
 }
 
-async function startNode(binary: string, dir: string, extraArgs: readonly string[]): Promise<ClusterNode> {
+async function startNode(
+  binary: string,
+  dir: string,
+  extraArgs: readonly string[],
+  nodeArgs: StartRedisClusterOptions['nodeServerArgs'],
+): Promise<ClusterNode> {
   for (let attempt = 1; ; attempt++) {
     const [port, busPort] = [await freePort(), await freePort()];
     try {
-      const child = await spawnNode(binary, dir, port, busPort, extraArgs);
+      const child = await spawnNode(binary, dir, port, busPort, [...extraArgs, ...((await nodeArgs?.({ port })) ?? [])]);
       const client = new Redis({ host: '127.0.0.1', port, lazyConnect: true, maxRetriesPerRequest: 1 });
       client.on('error', () => {});
       return {

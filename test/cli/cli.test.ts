@@ -2,30 +2,17 @@ import { readFileSync } from 'node:fs';
 import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { main } from '../../src/cli';
 import { COMMANDS } from '../../src/cli/commands';
 import { MANIFEST_PATH } from '../../src/scripts/manifest';
+import { cli } from '../support/cli';
 import { useRedis } from '../support/redis';
 import { putJob, redisState } from '../support/state';
 import { makeMigration, putLegacyJobs, record } from '../migrate/fixtures';
 
 const ctx = useRedis();
 
-interface Run {
-  code: number;
-  stdout: string;
-  stderr: string;
-}
-
-/** Runs the command in-process, as the bin would, with streams that record what it writes. */
-async function cli(argv: string[], options: { env?: Record<string, string>; signal?: AbortSignal; tty?: boolean } = {}): Promise<Run> {
-  const stdout = { text: '', write: (s: string) => (stdout.text += s) };
-  const stderr = { text: '', isTTY: options.tty ?? false, write: (s: string) => (stderr.text += s) };
-  const code = await main(argv, { stdout, stderr, env: options.env ?? {}, signal: options.signal });
-  return { code, stdout: stdout.text, stderr: stderr.text };
-}
-
 const url = () => ['--url', ctx.handle.url];
+const manifestShas = () => (JSON.parse(readFileSync(MANIFEST_PATH, 'utf8')) as { sha1: string }[]).map((script) => script.sha1);
 
 describe('redis-dual-write --help', () => {
   it('lists every subcommand and exits 0', async () => {
@@ -44,6 +31,7 @@ describe('redis-dual-write --help', () => {
     expect(run.stdout).toContain(`Usage: redis-dual-write ${name}`);
     expect(run.stdout).toContain('--help');
     if (name !== 'demo' && name !== 'scripts manifest') expect(run.stdout).toContain('--url <url>');
+    for (const code of ['0', '1', '2', '3', '130']) expect(run.stdout).toMatch(new RegExp(`^  ${code} +\\w`, 'm'));
   });
 
   it('usage errors exit 2 and say what was wrong: no command, unknown command or flag, missing or bad values', async () => {
@@ -56,6 +44,7 @@ describe('redis-dual-write --help', () => {
       badStage: await cli(['verify', '--stage', 'nope', ...url()]),
       badBatch: await cli(['verify', '--stage', 'live', '--batch-size', '0', ...url()]),
       badRate: await cli(['backfill', '--stage', 'live', '--rate', 'fast', ...url()]),
+      strayUrl: await cli(['verify', '--stage', 'live', 'redis://ops:stray-secret@127.0.0.1:1']),
     };
 
     expect(Object.fromEntries(Object.entries(runs).map(([name, run]) => [name, run.code]))).toEqual(
@@ -67,7 +56,10 @@ describe('redis-dual-write --help', () => {
     expect(runs.badStage.stderr).toContain("--stage: must be 'managed' or one of off, dualwrite, shadow, live, rampdown, complete");
     expect(runs.badBatch.stderr).toContain('--batch-size: must be an integer from 1 to 500');
     expect(runs.badRate.stderr).toContain('--rate must be a number above 0');
+    expect(runs.strayUrl.stderr).toContain('unexpected argument redis://ops:***@127.0.0.1:1');
+    expect(runs.strayUrl.stderr).not.toContain('stray-secret');
     expect(await redisState(ctx.redis)).toEqual({});
+    expect(await ctx.redis.script('EXISTS', ...manifestShas())).toEqual(manifestShas().map(() => 0));
   });
 });
 
@@ -103,10 +95,10 @@ describe('redis-dual-write scripts', () => {
     expect(JSON.parse(run.stdout).ok).toBe(true);
   });
 
-  it('exits 1 with a clear message when Redis cannot be reached', async () => {
+  it('exits 3 (the run failed, not the check) with a clear message when Redis cannot be reached', async () => {
     const run = await cli(['scripts', 'check', '--url', 'redis://127.0.0.1:1']);
 
-    expect(run.code).toBe(1);
+    expect(run.code).toBe(3);
     expect(run.stderr).toContain('cannot reach Redis at redis://127.0.0.1:1');
   });
 });
@@ -201,6 +193,20 @@ describe('redis-dual-write backfill, verify, cleanup', () => {
     expect(resumed.code).toBe(0);
     expect(JSON.parse(resumed.stdout)).toMatchObject({ resumed: true, completed: true, results: { copied: 600 } });
     expect(await ctx.redis.exists('dualwrite:backfill:default')).toBe(0);
+  });
+
+  it('--rate without --batch-size works in batches of at most one second of the rate, not one burst after a long pause', async () => {
+    await putLegacyJobs(ctx.redis, 30, ['acme']);
+
+    const run = await cli(['backfill', '--stage', 'live', '--rate', '20', '--json', ...url()], { tty: true });
+
+    expect(run.code).toBe(0);
+    expect(JSON.parse(run.stdout)).toMatchObject({ completed: true, results: { copied: 30 } });
+    // One progress redraw per page (each a second or more apart at this rate): more than one page.
+    const done = [...run.stderr.matchAll(/backfill legacy: (\d+)\//g)].map((match) => Number(match[1]));
+    expect(done.length).toBeGreaterThanOrEqual(2);
+    expect(done[0]).toBeLessThan(30);
+    expect(done[done.length - 1]).toBe(30);
   });
 
   it('draws a progress bar in place on a terminal, and writes --metrics-file for the textfile collector', async () => {

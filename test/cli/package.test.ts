@@ -2,12 +2,13 @@
  * The package as users get it: packed, installed into a fresh project without the network, then
  * used through require, through import, through its type declarations, and through its bin.
  */
-import { execFileSync, spawnSync } from 'node:child_process';
+import { execFile, execFileSync, spawnSync } from 'node:child_process';
 import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { manifestEntries } from '../../src/scripts/deploy';
 import { useRedis } from '../support/redis';
+import { startSilentServer } from '../support/silent-server';
 import { putJob } from '../support/state';
 import { record } from '../migrate/fixtures';
 
@@ -138,5 +139,24 @@ export { reports };
     }
     expect(verify.status).toBe(1);
     expect(JSON.parse(verify.stdout)).toMatchObject({ clean: false, divergences: { missing_new: 1 } });
+  });
+
+  it('its bin ends, exit 3, against a Redis that accepts connections and never answers: a deploy gate never hangs', async () => {
+    const bin = join(app, 'node_modules', '.bin', 'redis-dual-write');
+    const silent = await startSilentServer();
+    try {
+      // The kill after 20 s only stops a hang from holding the suite; the exit code says the rest.
+      const run = await new Promise<{ code: number | null; stderr: string }>((resolve) => {
+        execFile(bin, ['scripts', 'check', '--url', silent.url, '--connect-timeout', '500'], { timeout: 20_000 }, (error, _stdout, stderr) =>
+          resolve({ code: error ? ((error as { code?: number }).code ?? null) : 0, stderr }),
+        );
+      });
+
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain(`Redis at ${silent.url} did not answer within 500 ms (--connect-timeout)`);
+      expect(silent.connections()).toBeGreaterThan(0);
+    } finally {
+      await silent.close();
+    }
   });
 });

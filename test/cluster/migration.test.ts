@@ -187,7 +187,7 @@ describeCluster('the migration on a Redis Cluster', () => {
     const noPort = await cli(['scripts', 'check', '--cluster', '127.0.0.1']);
     const closed = await cli(['scripts', 'check', '--cluster', '127.0.0.1:1']);
 
-    expect([both.code, noPort.code, closed.code]).toEqual([2, 2, 1]);
+    expect([both.code, noPort.code, closed.code]).toEqual([2, 2, 3]);
     expect(both.stderr).toContain('--url and --cluster name different targets');
     expect(noPort.stderr).toContain('--cluster: 127.0.0.1 is not host:port');
     expect(closed.stderr).toContain('cannot reach Redis at the cluster seeded by 127.0.0.1:1');
@@ -203,7 +203,7 @@ describeCluster('the migration on a Redis Cluster', () => {
     const copied = await cli(['backfill', ...seeds(), '--queue', 'mail', '--tag', 'mail', '--stage', 'dualwrite', '--json']);
     const verified = await cli(['verify', ...seeds(), '--queue', 'mail', '--tag', 'mail', '--stage', 'live']);
 
-    expect(refused.code).toBe(1);
+    expect(refused.code).toBe(2);
     expect(refused.stderr).toContain('one script may only touch keys of one slot');
     expect(refused.stderr).toContain('--tag <tag>');
     expect(Object.keys(untouched)).toHaveLength(5);
