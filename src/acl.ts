@@ -1,4 +1,17 @@
 /**
+ * What an ioredis client sends on its own with its default options, standalone or Cluster:
+ * - `info`: the ready check of every connection (enableReadyCheck; refused, ioredis warns on the
+ *   console and goes on, but no longer waits out a server still loading its data);
+ * - `cluster|slots`: how a Cluster client learns which node serves which slot;
+ * - `cluster|info`: a Cluster client's ready check (refused, the client never gets ready);
+ * - `client|setname`: a Cluster client names the connection that refreshes its slot map;
+ * - `readonly`: a Cluster client's connections to replicas.
+ * A standalone server refuses the cluster commands harmlessly. ioredis also sends CLIENT SETINFO
+ * (Redis 7.2+) and ignores its refusal: the rules cannot name it, as Redis 7.0 does not know it.
+ */
+export const IOREDIS_DEFAULT_COMMANDS = ['info', 'cluster|slots', 'cluster|info', 'client|setname', 'readonly'] as const;
+
+/**
  * What a Redis ACL user needs to run the queue: the key patterns of the layout and the commands.
  * Redis checks ACLs for every command a script runs, so the list holds the scripts' inner commands
  * too; a test keeps it equal to what lua/ calls.
@@ -12,9 +25,8 @@ export const SERVICE_COMMANDS = [
   'zadd', 'zcount', 'zrange', 'zrem', 'zrevrank', 'zscore',
   // what claim and recoverStalled read before calling their scripts
   'lrange', 'zrangebyscore',
-  // how an ioredis Cluster client learns which node holds which slot (a standalone server refuses
-  // it harmlessly)
-  'cluster|slots',
+  // the client's own (INFO is also what ready() reads to check the version and maxmemory-policy)
+  ...IOREDIS_DEFAULT_COMMANDS,
 ] as const;
 
 /** The key patterns of the default layout under a key prefix. */

@@ -16,15 +16,19 @@ let service: Redis;
 async function serviceUser(rules: string[]): Promise<Redis> {
   await ctx.redis.call('ACL', 'SETUSER', 'service', 'reset', 'on', '>service-secret', ...rules);
   const url = new URL(ctx.handle.url);
-  service = new Redis({
-    host: url.hostname,
-    port: Number(url.port),
-    username: 'service',
-    password: 'service-secret',
-    enableReadyCheck: false, // ioredis' ready check runs INFO, which this user may not
-    disconnectTimeout: 50,
-  });
+  // ioredis' default options: the rules must let its own commands through (its ready check runs INFO).
+  service = new Redis({ host: url.hostname, port: Number(url.port), username: 'service', password: 'service-secret' });
+  await ctx.redis.call('ACL', 'LOG', 'RESET');
   return service;
+}
+
+/** What the server refused, as "<user> <reason> <command or key>". */
+async function refusals(): Promise<string[]> {
+  const entries = (await ctx.redis.call('ACL', 'LOG')) as unknown[][];
+  return entries.map((entry) => {
+    const fields = Object.fromEntries(Array.from({ length: entry.length / 2 }, (_, i) => [entry[2 * i], entry[2 * i + 1]]));
+    return `${fields.username} ${fields.reason} ${fields.object}`;
+  });
 }
 
 /** The deploy user (here the default user) loads the scripts; the service user may not. */
@@ -75,6 +79,8 @@ describe('scenario 7: access control', () => {
     }
 
     expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v1' })).toBe(1);
+    // Nothing refused but the SCRIPT LOAD that ready() tries before it checks the deploy user's preload.
+    expect(await refusals()).toEqual(['service command script|load']);
     const report = await checkInvariants(ctx.redis, { layouts: 'any', layoutsAgree: false });
     expect(report.violations).toEqual([]);
     recordRow({
