@@ -14,7 +14,8 @@ export const IOREDIS_DEFAULT_COMMANDS = ['info', 'cluster|slots', 'cluster|info'
 /**
  * What a Redis ACL user needs to run the queue: the key patterns of the layout and the commands.
  * Redis checks ACLs for every command a script runs, so the list holds the scripts' inner commands
- * too; a test keeps it equal to what lua/ calls.
+ * too. Tests keep it equal to what the code sends: test/unit/manifest.test.ts reads lua/, and
+ * test/faults/access-control.test.ts captures every command of every operation with MONITOR.
  */
 export const SERVICE_COMMANDS = [
   // calling the scripts: EVAL resends a script after NOSCRIPT; SCRIPT EXISTS lets ready() check a
@@ -37,4 +38,37 @@ export function serviceKeyPatterns(keyPrefix = ''): string[] {
 /** ACL SETUSER rules for a service user: `ACL SETUSER <name> on ><password> ...serviceAclRules()`. */
 export function serviceAclRules(keyPrefix = ''): string[] {
   return ['resetkeys', ...serviceKeyPatterns(keyPrefix), '-@all', ...SERVICE_COMMANDS.map((command) => `+${command}`)];
+}
+
+/**
+ * What a Redis ACL user needs to run the migration tools (the command's scripts load and check,
+ * backfill, verify and cleanup, and the Migration class): the commands they send, their scripts'
+ * inner commands included. test/migrate/tools-acl.test.ts and test/cluster/access-control.test.ts
+ * capture what every tool sends with MONITOR and hold this list equal to it.
+ */
+export const MIGRATION_COMMANDS = [
+  // calling the migration's scripts (EVAL after NOSCRIPT); loading every script (scripts load, and
+  // ready() before each run) and checking them (scripts check)
+  'evalsha', 'eval', 'script|load', 'script|exists',
+  // what backfill_batch, compare_layouts and cleanup_legacy_batch run inside; HGETALL, HSET, DEL
+  // and TYPE also keep the backfill checkpoint
+  'type', 'hget', 'hgetall', 'hset', 'del', 'pttl', 'pexpire', 'zadd', 'zscore',
+  // walking each server's keys, and reading the queue, the processing set and the claims around
+  // the scripts (verify, cleanup)
+  'scan', 'exists', 'llen', 'lrange', 'lpos', 'zcard', 'zrange', 'hexists', 'hscan',
+  // the client's own (INFO is also how ready() checks the server and a backfill knows a restarted one)
+  ...IOREDIS_DEFAULT_COMMANDS,
+] as const;
+
+/** The migration tools' key patterns: the layout's, and the backfill checkpoint (`<prefix>dualwrite:backfill:<queue>`). */
+export function migrationKeyPatterns(keyPrefix = ''): string[] {
+  return [...serviceKeyPatterns(keyPrefix), `~${keyPrefix}dualwrite:*`];
+}
+
+/**
+ * ACL SETUSER rules for the user the migration tools run as: `ACL SETUSER <name> on ><password>
+ * ...migrationAclRules()`. Under clusterLayout(tag) the prefix is `{tag}:`.
+ */
+export function migrationAclRules(keyPrefix = ''): string[] {
+  return ['resetkeys', ...migrationKeyPatterns(keyPrefix), '-@all', ...MIGRATION_COMMANDS.map((command) => `+${command}`)];
 }

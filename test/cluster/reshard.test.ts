@@ -119,10 +119,12 @@ describeCluster('a reshard of the queue slot', () => {
     const masters = ctx.cluster.nodes('master').map((node) => ({ host: '127.0.0.1', port: node.options.port! }));
     const home = masters.findIndex((master) => `${master.host}:${master.port}` === masterOfSlot0);
     const moves = [];
+    let operationsDuringMoves = 0;
     for (let m = 1; m <= masters.length; m++) {
       // Producers and workers get going on the slot's present master before it moves again.
       const [acked, done] = [acknowledged.size, finished.size];
       await until(() => acknowledged.size >= acked + 100 && finished.size >= done + 20);
+      const before = operations;
       moves.push(
         await moveSlot(ctx.handle, {
           slot: SLOT,
@@ -134,6 +136,7 @@ describeCluster('a reshard of the queue slot', () => {
           beforeKeysMove: async ({ to }) => void (await nodeAt(to.port).script('FLUSH')),
         }),
       );
+      operationsDuringMoves += operations - before;
     }
     const [acked, done] = [acknowledged.size, finished.size];
     await until(() => acknowledged.size >= acked + 100 && finished.size >= done + 20);
@@ -149,6 +152,7 @@ describeCluster('a reshard of the queue slot', () => {
     const reloads = await scriptReloads(registry);
     const figures = {
       operations,
+      operationsDuringMoves,
       errors: errors.length,
       jobsAcknowledged: acknowledged.size,
       jobsFinished: finished.size,
