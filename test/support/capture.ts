@@ -72,11 +72,13 @@ export async function captureCommands(
  */
 async function watch(host: string, port: number, onCommand: (command: { source: string; args: string[] }) => void): Promise<Socket> {
   const socket = connect({ host, port });
-  socket.on('error', () => {});
-  await new Promise<void>((resolve, reject) => socket.once('connect', resolve).once('error', reject));
-  let pending = '';
   let started!: () => void;
-  const monitoring = new Promise<void>((resolve) => (started = resolve));
+  const monitoring = new Promise<void>((resolve, reject) => {
+    started = resolve;
+    socket.once('error', reject).once('close', () => reject(new Error(`MONITOR on ${host}:${port} closed before it started`)));
+  });
+  socket.on('error', () => {});
+  let pending = '';
   socket.setEncoding('latin1');
   socket.on('data', (chunk: string) => {
     pending += chunk;
