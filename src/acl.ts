@@ -1,7 +1,21 @@
 /**
+ * What an ioredis client sends on its own with its default options, standalone or Cluster:
+ * - `info`: the ready check of every connection (enableReadyCheck; refused, ioredis warns on the
+ *   console and goes on, but no longer waits out a server still loading its data);
+ * - `cluster|slots`: how a Cluster client learns which node serves which slot;
+ * - `cluster|info`: a Cluster client's ready check (refused, the client never gets ready);
+ * - `client|setname`: a Cluster client names the connection that refreshes its slot map;
+ * - `readonly`: a Cluster client's connections to replicas.
+ * A standalone server refuses the cluster commands harmlessly. ioredis also sends CLIENT SETINFO
+ * (Redis 7.2+) and ignores its refusal: the rules cannot name it, as Redis 7.0 does not know it.
+ */
+export const IOREDIS_DEFAULT_COMMANDS = ['info', 'cluster|slots', 'cluster|info', 'client|setname', 'readonly'] as const;
+
+/**
  * What a Redis ACL user needs to run the queue: the key patterns of the layout and the commands.
  * Redis checks ACLs for every command a script runs, so the list holds the scripts' inner commands
- * too; a test keeps it equal to what lua/ calls.
+ * too. Tests keep it equal to what the code sends: test/unit/manifest.test.ts reads lua/, and
+ * test/faults/access-control.test.ts captures every command of every operation with MONITOR.
  */
 export const SERVICE_COMMANDS = [
   // calling the scripts: EVAL resends a script after NOSCRIPT; SCRIPT EXISTS lets ready() check a
@@ -14,9 +28,8 @@ export const SERVICE_COMMANDS = [
   'zadd', 'zcount', 'zrange', 'zrem', 'zrevrank', 'zscore',
   // what claim and recoverStalled read before calling their scripts
   'lrange', 'zrangebyscore',
-  // how an ioredis Cluster client learns which node holds which slot (a standalone server refuses
-  // it harmlessly)
-  'cluster|slots',
+  // the client's own (INFO is also what ready() reads to check the version and maxmemory-policy)
+  ...IOREDIS_DEFAULT_COMMANDS,
 ] as const;
 
 /**
@@ -30,4 +43,40 @@ export function serviceKeyPatterns(keyPrefix = ''): string[] {
 /** ACL SETUSER rules for a service user: `ACL SETUSER <name> on ><password> ...serviceAclRules()`. */
 export function serviceAclRules(keyPrefix = ''): string[] {
   return ['resetkeys', ...serviceKeyPatterns(keyPrefix), '-@all', ...SERVICE_COMMANDS.map((command) => `+${command}`)];
+}
+
+/**
+ * What a Redis ACL user needs to run the migration tools (the command's scripts load and check,
+ * backfill, verify and cleanup, and the Migration class): the commands they send, their scripts'
+ * inner commands included. test/migrate/tools-acl.test.ts and test/cluster/access-control.test.ts
+ * capture what every tool sends with MONITOR and hold this list equal to it.
+ */
+export const MIGRATION_COMMANDS = [
+  // calling the migration's scripts (EVAL after NOSCRIPT); loading every script (scripts load, and
+  // ready() before each run) and checking them (scripts check)
+  'evalsha', 'eval', 'script|load', 'script|exists',
+  // what backfill_batch, compare_layouts and cleanup_legacy_batch run inside; HGETALL, HSET, DEL
+  // and TYPE also keep the backfill checkpoint
+  'type', 'hget', 'hgetall', 'hset', 'del', 'pttl', 'pexpire', 'zadd', 'zscore',
+  // walking each server's keys, and reading the queue, the processing set and the claims around
+  // the scripts (verify, cleanup)
+  'scan', 'exists', 'llen', 'lrange', 'lpos', 'zcard', 'zrange', 'hexists', 'hscan',
+  // the client's own (INFO is also how ready() checks the server and a backfill knows a restarted one)
+  ...IOREDIS_DEFAULT_COMMANDS,
+] as const;
+
+/**
+ * The migration tools' key patterns: the service's, whose `dualwrite:*` already holds the tools' own
+ * keys (the stage record they write, its history, the backfill checkpoint).
+ */
+export function migrationKeyPatterns(keyPrefix = ''): string[] {
+  return serviceKeyPatterns(keyPrefix);
+}
+
+/**
+ * ACL SETUSER rules for the user the migration tools run as: `ACL SETUSER <name> on ><password>
+ * ...migrationAclRules()`. Under clusterLayout(tag) the prefix is `{tag}:`.
+ */
+export function migrationAclRules(keyPrefix = ''): string[] {
+  return ['resetkeys', ...migrationKeyPatterns(keyPrefix), '-@all', ...MIGRATION_COMMANDS.map((command) => `+${command}`)];
 }

@@ -37,4 +37,12 @@ export { CLEANUP_RESULTS } from './migrate/cleanup';
 export type { CleanupOptions, CleanupReport, CleanupResult } from './migrate/cleanup';
 export type { MigrationProgress, RunOptions } from './migrate/options';
 export type { Sample } from './migrate/tally';
-export { SERVICE_COMMANDS, serviceAclRules, serviceKeyPatterns } from './acl';
+export {
+  IOREDIS_DEFAULT_COMMANDS,
+  MIGRATION_COMMANDS,
+  migrationAclRules,
+  migrationKeyPatterns,
+  SERVICE_COMMANDS,
+  serviceAclRules,
+  serviceKeyPatterns,
+} from './acl';

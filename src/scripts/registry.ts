@@ -1,5 +1,6 @@
 import type { Cluster, Redis } from 'ioredis';
 import { isCluster, serversOf } from '../cluster/nodes';
+import { lastReplyMessage, redirectionsSpent } from '../cluster/redirections';
 import { assertOneSlot } from '../cluster/single-slot';
 import { PermissionError, ScriptMismatchError } from '../errors';
 import type { Logger } from '../logger';
@@ -40,14 +41,18 @@ export class ScriptRegistry {
   async run(id: string, keys: readonly string[], args: readonly (string | number)[]): Promise<unknown[]> {
     const script = this.script(id);
     if (this.cluster) assertOneSlot(script.id, keys);
+    let afterRedirections: boolean;
     try {
       return (await this.redis.evalsha(script.sha1, keys.length, ...keys, ...args)) as unknown[];
     } catch (error) {
       if (!isNoScript(error)) throw translateRedisError(error);
+      afterRedirections = redirectionsSpent(error);
     }
     this.metrics.scriptReloads.inc({ script: script.id });
     this.logger.warn('redis-dual-write: script was missing on the server (NOSCRIPT); resent its body', {
       script: script.id,
+      // During a reshard the NOSCRIPT can be the reply that used up the Cluster client's redirections.
+      ...(afterRedirections ? { afterRedirections } : {}),
     });
     try {
       return (await this.redis.eval(script.body, keys.length, ...keys, ...args)) as unknown[];
@@ -123,6 +128,11 @@ export class ScriptRegistry {
   }
 }
 
+/**
+ * NOSCRIPT means the script did not run. On a Cluster it may come wrapped: when it is the reply that
+ * uses up a call's redirections (a slot moving to a master without the script), ioredis passes it
+ * on inside "Too many Cluster redirections. Last error: ReplyError: NOSCRIPT ...".
+ */
 function isNoScript(error: unknown): boolean {
-  return error instanceof Error && error.message.startsWith('NOSCRIPT');
+  return lastReplyMessage(error).startsWith('NOSCRIPT');
 }

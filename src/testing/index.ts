@@ -11,6 +11,8 @@ export type {
   RedisClusterHandle,
   StartRedisClusterOptions,
 } from './redis-cluster';
+export { moveSlot } from './reshard';
+export type { MoveSlotOptions, SlotMove } from './reshard';
 export { startFaultProxy } from './proxy';
 export type { DropRepliesOptions, FaultProxy, FaultProxyOptions, FaultProxyStats, ReplyDrop } from './proxy';
 export { flushScriptsEvery, setMaxMemory, usedMemory } from './server-faults';

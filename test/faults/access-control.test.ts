@@ -4,7 +4,9 @@
  * test/integration/scripts.test.ts covers ready() with and without a deploy user's preload.
  */
 import Redis from 'ioredis';
-import { DualWriteQueue, PermissionError, serviceAclRules, STAGES } from '../../src';
+import { DualWriteQueue, IOREDIS_DEFAULT_COMMANDS, PermissionError, SERVICE_COMMANDS, serviceAclRules, STAGES } from '../../src';
+import { aclNames, captureCommands, refusedTo, type SentCommand } from '../support/capture';
+import { everyServiceCall } from '../support/service-tour';
 import { checkInvariants } from '../support/invariants';
 import { makeQueue, metricValue, useRedis } from '../support/redis';
 import { recordRow } from '../support/soak';
@@ -16,15 +18,19 @@ let service: Redis;
 async function serviceUser(rules: string[]): Promise<Redis> {
   await ctx.redis.call('ACL', 'SETUSER', 'service', 'reset', 'on', '>service-secret', ...rules);
   const url = new URL(ctx.handle.url);
-  service = new Redis({
-    host: url.hostname,
-    port: Number(url.port),
-    username: 'service',
-    password: 'service-secret',
-    enableReadyCheck: false, // ioredis' ready check runs INFO, which this user may not
-    disconnectTimeout: 50,
-  });
+  // ioredis' default options (its ready check runs INFO), but for a short wait on disconnect.
+  service = new Redis({ host: url.hostname, port: Number(url.port), username: 'service', password: 'service-secret', disconnectTimeout: 50 });
+  await ctx.redis.call('ACL', 'LOG', 'RESET');
   return service;
+}
+
+/** What the server refused, as "<user> <reason> <command or key>". */
+async function refusals(): Promise<string[]> {
+  const entries = (await ctx.redis.call('ACL', 'LOG')) as unknown[][];
+  return entries.map((entry) => {
+    const fields = Object.fromEntries(Array.from({ length: entry.length / 2 }, (_, i) => [entry[2 * i], entry[2 * i + 1]]));
+    return `${fields.username} ${fields.reason} ${fields.object}`;
+  });
 }
 
 /** The deploy user (here the default user) loads the scripts; the service user may not. */
@@ -75,12 +81,44 @@ describe('scenario 7: access control', () => {
     }
 
     expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v2' })).toBe(1);
+    // Nothing refused but the SCRIPT LOAD that ready() tries before it checks the deploy user's preload.
+    expect(await refusals()).toEqual(['service command script|load']);
     const report = await checkInvariants(ctx.redis, { layouts: 'any', layoutsAgree: false });
     expect(report.violations).toEqual([]);
     recordRow({
       scenario: 7, name: 'access control (minimal ACL user)', operations, faults: 0, faultKind: 'ACL refusals',
       lost: 0, duplicated: 0, halfWritten: report.violations.length, callerErrors: 0,
     });
+  });
+
+  it('serviceAclRules grant every command the service sends, on the keys it names, and nothing it never sends', async () => {
+    await ctx.redis.call('ACL', 'SETUSER', 'service', 'reset', 'on', '>service-secret', ...serviceAclRules());
+    const { hostname, port } = new URL(ctx.handle.url);
+    let client: Redis | undefined;
+    let calls = 0;
+    // What the code sends, as a user that may do anything; a new client, so its own start is in it too.
+    const sent: SentCommand[] = await captureCommands(
+      [{ host: hostname, port: Number(port) }],
+      async () => {
+        client = new Redis({ host: hostname, port: Number(port) });
+        const { queue } = await makeQueue(client, 'off');
+        calls = await everyServiceCall(queue, ctx.redis, async () => void (await ctx.redis.script('FLUSH')));
+      },
+      { ignoreClients: [ctx.redis] },
+    );
+    client?.disconnect();
+
+    const names = await aclNames(ctx.redis, sent);
+    // ready() tries SCRIPT LOAD first; a service user is refused it by design, and then checks the preload.
+    const refusedByDesign = ['script|load'];
+    expect([...names].filter((name) => !(SERVICE_COMMANDS as readonly string[]).includes(name))).toEqual(refusedByDesign);
+    // Never sent here: SCRIPT EXISTS (only after that refusal), and the Cluster client's own commands.
+    const clusterOnly = IOREDIS_DEFAULT_COMMANDS.filter((name) => name !== 'info');
+    expect(SERVICE_COMMANDS.filter((name) => !names.has(name))).toEqual(['script|exists', ...clusterOnly]);
+    const checked = sent.filter(({ args }) => !(args[0].toLowerCase() === 'script' && args[1].toLowerCase() === 'load'));
+    expect(await refusedTo('service', checked, () => ctx.redis)).toEqual([]);
+    expect(names).toContain('eval'); // the flushed script came back with EVAL
+    expect(calls).toBeGreaterThan(60);
   });
 
   it('keys outside the patterns are unreachable: through the package, plain commands, or a script of its own', async () => {

@@ -1,0 +1,51 @@
+import type { Cluster, Redis } from 'ioredis';
+import { STAGES, type DualWriteQueue } from '../../src';
+import { record } from '../migrate/fixtures';
+import { jobFields } from './state';
+
+/**
+ * Every call of the service API in every stage, and every path of each that reaches Redis: ready()
+ * (which loads the scripts), enqueue and its replay, enqueueMany, updateStatus (guarded by the
+ * expected status, by the worker, and repairing a job only the legacy layout holds), getJob,
+ * listJobs and its next pages (one whose cursor's job left the index), claim (a job, and an entry with no job, which goes to the orphans list),
+ * recoverStalled (a claim whose time is up), and a script resent with EVAL after the cache was
+ * emptied. `admin` arranges what the calls find (a legacy job, entries with no job).
+ */
+export async function everyServiceCall(queue: DualWriteQueue, admin: Redis | Cluster, flushScripts: () => Promise<void>): Promise<number> {
+  let calls = 0;
+  const call = async <T>(work: Promise<T>): Promise<T> => {
+    calls++;
+    return work;
+  };
+  await admin.hset(queue.keys.legacyJob('old'), jobFields(record('old', 'acme')));
+  await call(queue.ready());
+  for (const stage of STAGES) {
+    queue.setStage(stage);
+    const request = { workspaceId: 'acme', type: 't', payload: { stage }, jobId: `a-${stage}`, idempotencyKey: `request-${stage}` };
+    await call(queue.enqueue(request));
+    await call(queue.enqueue(request));
+    await call(queue.enqueueMany([
+      { workspaceId: 'globex', type: 't', payload: 'batch', jobId: `g-${stage}` },
+      { workspaceId: 'globex', type: 't', payload: 'batch', jobId: `h-${stage}` },
+    ]));
+    // Started outside the queue's workers: claim passes over it.
+    await call(queue.updateStatus({ workspaceId: 'globex', jobId: `g-${stage}`, status: 'running', expectedStatus: 'queued' }));
+    await call(queue.getJob({ workspaceId: 'acme', jobId: `a-${stage}` }));
+    const page = await call(queue.listJobs({ workspaceId: 'globex', limit: 1 }));
+    // Once, the job the cursor names leaves the index between the pages: the next page is found by score.
+    if (stage === 'shadow') await admin.zrem(queue.keys.workspaceIndex('globex'), page.jobs[0].id);
+    await call(queue.listJobs({ workspaceId: 'globex', limit: 1, cursor: page.nextCursor! }));
+    await admin.lpush(queue.keys.queue(queue.queueName), `ghost-${stage}`);
+    const claimed = await call(queue.claim({ workerId: 'w1' }));
+    if (claimed) await call(queue.updateStatus({ workspaceId: claimed.workspaceId, jobId: claimed.id, status: 'succeeded', workerId: 'w1' }));
+    await call(queue.claim({ workerId: 'w2', visibilityTimeoutMs: 1 }));
+    await new Promise((resolve) => setTimeout(resolve, 5));
+    await call(queue.recoverStalled());
+    if (stage === 'dualwrite') await call(queue.updateStatus({ workspaceId: 'acme', jobId: 'old', status: 'running' }));
+    if (stage === 'live') {
+      await flushScripts();
+      await call(queue.getJob({ workspaceId: 'acme', jobId: 'old' }));
+    }
+  }
+  return calls;
+}

@@ -1,0 +1,124 @@
+import type { Cluster, Redis } from 'ioredis';
+import { DualWriteQueue, Migration, type KeyLayoutOption } from '../../src';
+import { main } from '../../src/cli';
+import { record } from '../migrate/fixtures';
+import { jobFields } from './state';
+
+/** Where the tools run and how the test arranges data there, standalone or on a cluster. */
+export interface ToolsTarget {
+  /** A client with every right, to arrange the data the tools find. */
+  admin: Redis | Cluster;
+  /** The service's layout (clusterLayout on a cluster), for the arranging queue and the library step. */
+  keys?: KeyLayoutOption;
+  /** The command's arguments that name the target, connecting as `user` (the default user when absent). */
+  cliTarget(user?: ToolsUser): string[];
+  /** What backfill, verify and cleanup are told of the layout besides --queue (on a cluster, --tag). */
+  layoutArgs?: string[];
+  /** A client connecting as `user`, for the step that uses the library. */
+  clientAs(user?: ToolsUser): Redis | Cluster;
+  /** Empties the script cache of every node, as a restart does. */
+  flushScripts(): Promise<void>;
+}
+
+export interface ToolsUser {
+  name: string;
+  password: string;
+}
+
+/** One step of the tour: a subcommand's argv (or the library step), and the exit code it must end with. */
+export interface TourStep {
+  name: string;
+  code: number;
+}
+
+const QUEUE = 'orders';
+
+/** Every step of the tour ends as it should: Ctrl-C with 130, everything else with 0. */
+export const TOUR_EXIT_CODES: readonly TourStep[] = [
+  { name: 'scripts load', code: 0 },
+  { name: 'scripts check', code: 0 },
+  { name: 'backfill stopped by Ctrl-C', code: 130 },
+  { name: 'backfill resumed from its checkpoint', code: 0 },
+  { name: 'backfill --stage dualwrite --resync', code: 0 },
+  { name: 'verify --stage dualwrite', code: 0 },
+  { name: 'library verify after SCRIPT FLUSH', code: 0 },
+  { name: 'cleanup --stage complete', code: 0 },
+  { name: 'cleanup --stage complete --yes', code: 0 },
+];
+
+/**
+ * Every migration tool and every path it takes that reaches Redis, in the order an operator meets
+ * them: scripts load and check; a backfill stopped by Ctrl-C and resumed from its checkpoint; a
+ * resync after updates the new layout missed; verify with jobs waiting, claimed (a processing set
+ * and its claims) and orphaned; verify again after the script cache was emptied (the library, run
+ * as `user` too, resends its script with EVAL); cleanup as a dry run and with --yes. Each tool run
+ * goes through `observe` (which may capture what it sends); the arranging in between does not.
+ * Returns each step with its exit code.
+ */
+export async function toolsTour(
+  target: ToolsTarget,
+  user: ToolsUser | undefined,
+  observe: (step: string, run: () => Promise<number>) => Promise<number> = (_, run) => run(),
+): Promise<TourStep[]> {
+  const steps: TourStep[] = [];
+  const tool = async (argv: string[], options: { signal?: AbortSignal; name?: string } = {}) => {
+    const name = options.name ?? argv.join(' ');
+    // scripts load and check concern every script of the manifest, not one queue's layout.
+    const layout = argv[0] === 'scripts' ? [] : ['--queue', QUEUE, ...(target.layoutArgs ?? [])];
+    const code = await observe(name, () => cli([...argv, ...target.cliTarget(user), ...layout], options.signal));
+    steps.push({ name, code });
+  };
+  const service = new DualWriteQueue({ redis: target.admin, queueName: QUEUE, stage: 'dualwrite', keys: target.keys, metrics: false });
+
+  // Jobs of the legacy service, from before the package.
+  const legacy = Array.from({ length: 40 }, (_, i) => record(`j${i}`, ['acme', 'globex'][i % 2]));
+  for (const job of legacy) await target.admin.hset(service.keys.legacyJob(job.id), jobFields(job));
+  // Some expire: their copies must expire with them.
+  for (const job of legacy.slice(0, 5)) await target.admin.pexpire(service.keys.legacyJob(job.id), 3_600_000);
+
+  await tool(['scripts', 'load']);
+  await tool(['scripts', 'check']);
+  const ctrlC = new AbortController();
+  ctrlC.abort();
+  await tool(['backfill', '--stage', 'dualwrite', '--batch-size', '10'], { signal: ctrlC.signal, name: 'backfill stopped by Ctrl-C' });
+  await tool(['backfill', '--stage', 'dualwrite', '--batch-size', '10'], { name: 'backfill resumed from its checkpoint' });
+
+  // The service works: jobs waiting, two claimed, an entry with no job moved to the orphans list.
+  for (let i = 0; i < 4; i++) await service.enqueue({ workspaceId: 'acme', type: 't', payload: { i }, jobId: `live${i}` });
+  await target.admin.lpush(service.keys.queue(QUEUE), 'ghost');
+  await service.claim({ workerId: 'w1', visibilityTimeoutMs: 600_000 });
+  await service.claim({ workerId: 'w2', visibilityTimeoutMs: 600_000 });
+  // An update the new layout missed (made while the service ran in off): what --resync repairs.
+  await target.admin.hset(service.keys.legacyJob('j3'), 'status', 'failed', 'updated_at', String(legacy[3].updatedAt + 1000));
+  await tool(['backfill', '--stage', 'dualwrite', '--resync']);
+  await tool(['verify', '--stage', 'dualwrite']);
+
+  await target.flushScripts();
+  const client = target.clientAs(user);
+  try {
+    const code = await observe('library verify after SCRIPT FLUSH', async () => {
+      const migration = new Migration({ redis: client, queueName: QUEUE, stage: 'live', keys: target.keys, metrics: false });
+      return (await migration.verify()).clean ? 0 : 1;
+    });
+    steps.push({ name: 'library verify after SCRIPT FLUSH', code });
+  } finally {
+    client.disconnect();
+  }
+
+  await tool(['cleanup', '--stage', 'complete']);
+  await tool(['cleanup', '--stage', 'complete', '--yes']);
+  return steps;
+}
+
+/** The command, run in-process as the bin would; its output is dropped (the exit code says enough here). */
+async function cli(argv: string[], signal?: AbortSignal): Promise<number> {
+  const sink = { write: () => true };
+  const output = { text: '' };
+  const stderr = { isTTY: false, write: (s: string) => ((output.text += s), true) };
+  const code = await main(argv, { stdout: sink, stderr, env: {}, signal });
+  if (code !== 0 && code !== 130) {
+    const shown = argv.join(' ').replace(/:\/\/([^:@/]+):[^@]+@/g, '://$1:***@');
+    process.stderr.write(`redis-dual-write ${shown} exited ${code}:\n${output.text}\n`);
+  }
+  return code;
+}
