@@ -55,12 +55,14 @@ export const MIGRATION_COMMANDS = [
   // calling the migration's scripts (EVAL after NOSCRIPT); loading every script (scripts load, and
   // ready() before each run) and checking them (scripts check)
   'evalsha', 'eval', 'script|load', 'script|exists',
-  // what backfill_batch, compare_layouts and cleanup_legacy_batch run inside; HGETALL, HSET, DEL
-  // and TYPE also keep the backfill checkpoint
-  'type', 'hget', 'hgetall', 'hset', 'del', 'pttl', 'pexpire', 'zadd', 'zscore',
-  // walking each server's keys, and reading the queue, the processing set and the claims around
-  // the scripts (verify, cleanup)
-  'scan', 'exists', 'llen', 'lrange', 'lpos', 'zcard', 'zrange', 'hexists', 'hscan',
+  // what backfill_batch, compare_layouts and cleanup_legacy_batch run inside (a copy keeps its
+  // record's absolute expiry; a resync aligns it, or removes it); HGETALL, HSET, DEL and TYPE also
+  // keep the backfill checkpoint; HMGET reads the legacy records a walk judges
+  'type', 'hget', 'hmget', 'hgetall', 'hset', 'del', 'pexpiretime', 'pexpireat', 'persist', 'zadd', 'zscore',
+  // walking each server's keys and the indexes, reading the queue and the processing set (cleanup's
+  // bare entries), and, inside verify's scripts, pages of the queue, the processing set and the
+  // claims (claim_consistency_page) and entries that seem orphaned (confirm_orphans)
+  'scan', 'exists', 'lrange', 'lpos', 'zrange', 'hexists', 'hscan',
   // the client's own (INFO is also how ready() checks the server and a backfill knows a restarted one)
   ...IOREDIS_DEFAULT_COMMANDS,
 ] as const;

@@ -103,7 +103,7 @@ describeCluster('access control on a cluster', () => {
       async () => {
         const client = target.clientAs() as Cluster;
         clients.push(client);
-        const queue = new DualWriteQueue({ redis: client, queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false });
+        const queue = new DualWriteQueue({ redis: client, queueName: TAG, stage: 'managed', keys: clusterLayout(TAG), metrics: false, heartbeat: { intervalMs: 1000 } });
         calls = await everyServiceCall(queue, ctx.cluster, target.flushScripts);
       },
       { ignoreClients: ctx.cluster.nodes('all') },
@@ -152,9 +152,9 @@ describeCluster('access control on a cluster', () => {
 
   it("serviceAclRules('{orders}:') lets a Cluster client with ioredis' defaults start and run every operation, nothing refused", async () => {
     // The deploy user (here the default one) loads the scripts on every node; the service user may not.
-    await new DualWriteQueue({ redis: ctx.cluster, queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false }).ready();
+    await new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false }).ready();
     await aclUser('service', serviceAclRules(PREFIX));
-    const queue = new DualWriteQueue({ redis: clientAs('service'), queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: clientAs('service'), queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false });
 
     await queue.ready();
     const written: { workspaceId: string; jobId: string; stage: string }[] = [];
@@ -177,7 +177,7 @@ describeCluster('access control on a cluster', () => {
     const state = await clusterState(ctx.cluster);
     expect(Object.keys(state).filter((key) => !key.startsWith(PREFIX))).toEqual([]);
     // Every job is there (read as rampdown reads: the new layout, else the legacy one), each claimed one finished.
-    const reader = new DualWriteQueue({ redis: ctx.cluster, queueName: TAG, stage: 'rampdown', keys: clusterLayout(TAG), metrics: false });
+    const reader = new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, queueName: TAG, stage: 'rampdown', keys: clusterLayout(TAG), metrics: false });
     const statuses = await Promise.all(written.map(async ({ workspaceId, jobId }) => [jobId, (await reader.getJob({ workspaceId, jobId }))?.status]));
     expect(Object.fromEntries(statuses)).toEqual(
       Object.fromEntries(written.map(({ jobId }) => [jobId, finished.includes(jobId) ? 'succeeded' : 'queued'])),
@@ -191,10 +191,10 @@ describeCluster('access control on a cluster', () => {
     ['cluster|info', 'CLUSTER INFO', 'lazy'],
     ['cluster|slots', 'CLUSTER SLOTS', 'lazy'],
   ])('without %s, ready() fails with a PermissionError naming %s, not as Redis being away (%s client)', async (rule, command, how) => {
-    await new DualWriteQueue({ redis: ctx.cluster, queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false }).ready();
+    await new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false }).ready();
     await aclUser('service', [...serviceAclRules(PREFIX), `-${rule}`]);
     const client = clientAs('service', { lazyConnect: how === 'lazy' });
-    const queue = new DualWriteQueue({ redis: client, queueName: TAG, stage: 'dualwrite', keys: clusterLayout(TAG), metrics: false });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: client, queueName: TAG, stage: 'dualwrite', keys: clusterLayout(TAG), metrics: false });
 
     const error = await queue.ready().catch((e: unknown) => e);
 

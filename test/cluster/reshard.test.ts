@@ -32,16 +32,19 @@ describeCluster('a reshard of the queue slot', () => {
       const registry = new Registry();
       const warnings: unknown[] = [];
       const logger = { debug() {}, info() {}, error() {}, warn: (message: string, fields?: object) => warnings.push({ message, ...fields }) };
-      const queue = new DualWriteQueue({ redis: client, queueName: TAG, stage: 'live', keys: clusterLayout(TAG), metrics: { registry }, logger });
+      // Managed: the stage record is one of the call's keys, and it moves with the job's records.
+      await new Migration({ redis: client, queueName: TAG, stage: 'managed', keys: clusterLayout(TAG), metrics: false }).initStage('live', { reason: 'test' });
+      const queue = new DualWriteQueue({ heartbeat: false, redis: client, queueName: TAG, stage: 'managed', keys: clusterLayout(TAG), metrics: { registry }, logger });
       await queue.ready();
       await queue.enqueue({ workspaceId: 'acme', type: 't', payload: { n: 1 }, jobId: 'j1' });
       let read: unknown;
       const move = await moveSlot(ctx.handle, {
         slot: SLOT,
         beforeKeysMove: async ({ from, to }) => {
-          // The job's two records move first; the slot stays split, so the source answers ASK for them.
+          // The stage record and the job's two records move first; the slot stays split, so the source
+          // answers ASK for them, and the importing master has every key of the call.
           const source = nodeAt(from.port);
-          await source.call('MIGRATE', to.host, String(to.port), '', '0', '5000', 'KEYS', `{${TAG}}:job:j1`, `{${TAG}}:ws:acme:job:j1`);
+          await source.call('MIGRATE', to.host, String(to.port), '', '0', '5000', 'KEYS', `{${TAG}}:dualwrite:stage`, `{${TAG}}:job:j1`, `{${TAG}}:ws:acme:job:j1`);
           await nodeAt(to.port).script('FLUSH');
           read = await queue.getJob({ workspaceId: 'acme', jobId: 'j1' }).catch((error: Error) => error);
         },
@@ -52,7 +55,7 @@ describeCluster('a reshard of the queue slot', () => {
       expect(warnings).toEqual([expect.objectContaining({ message: expect.stringContaining('NOSCRIPT'), afterRedirections: true })]);
       expect(await masterOfSlot(ctx.cluster, SLOT)).toBe(`${move.to.host}:${move.to.port}`);
       expect(Object.keys(await clusterState(ctx.cluster))).toEqual([
-        `{${TAG}}:job:j1`, `{${TAG}}:queue:${TAG}`, `{${TAG}}:ws:acme:job:j1`, `{${TAG}}:ws:acme:jobs`,
+        `{${TAG}}:dualwrite:stage`, `{${TAG}}:dualwrite:stage:history`, `{${TAG}}:job:j1`, `{${TAG}}:queue:${TAG}`, `{${TAG}}:ws:acme:job:j1`, `{${TAG}}:ws:acme:jobs`,
       ]);
     } finally {
       client.disconnect();
@@ -61,7 +64,7 @@ describeCluster('a reshard of the queue slot', () => {
 
   it('moved three times under a mixed load, to masters with no scripts: no error reaches a caller, no job is lost', async () => {
     const registry = new Registry();
-    const queue = new DualWriteQueue({ redis: ctx.cluster, queueName: TAG, stage: 'live', keys: clusterLayout(TAG), metrics: { registry } });
+    const queue = new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, queueName: TAG, stage: 'live', keys: clusterLayout(TAG), metrics: { registry } });
     await queue.ready();
     const masterOfSlot0 = await masterOfSlot(ctx.cluster, SLOT);
     const acknowledged = new Map<string, string>(); // jobId -> workspaceId, once enqueue answered

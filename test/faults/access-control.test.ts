@@ -101,7 +101,7 @@ describe('scenario 7: access control', () => {
       [{ host: hostname, port: Number(port) }],
       async () => {
         client = new Redis({ host: hostname, port: Number(port) });
-        const { queue } = await makeQueue(client, 'off');
+        const queue = new DualWriteQueue({ redis: client, stage: 'managed', metrics: false, heartbeat: { intervalMs: 1000 } });
         calls = await everyServiceCall(queue, ctx.redis, async () => void (await ctx.redis.script('FLUSH')));
       },
       { ignoreClients: [ctx.redis] },

@@ -45,9 +45,13 @@ export async function captureCommands(
       );
       let sawMarker!: () => void;
       const ended = new Promise<void>((resolve) => (sawMarker = resolve));
+      // A script's commands come right after the EVAL/EVALSHA that ran it (a script runs whole): they
+      // belong to that call's client, so an ignored client's scripts are left out too.
+      let caller = '';
       const monitor = await watch(host, port, ({ source, args }) => {
         if (args[0]?.toLowerCase() === 'echo' && args[1] === marker) return sawMarker();
-        if (masterLinks.has(source) || ignored.has(source)) return;
+        const from = source === 'lua' ? caller : (caller = source);
+        if (masterLinks.has(from) || ignored.has(from)) return;
         captured.push({ server, source: source === 'lua' ? 'script' : source, args });
       });
       return { admin, monitor, ended };

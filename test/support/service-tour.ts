@@ -1,5 +1,5 @@
 import type { Cluster, Redis } from 'ioredis';
-import { STAGES, type DualWriteQueue } from '../../src';
+import { Migration, STAGES, type DualWriteQueue } from '../../src';
 import { record } from '../migrate/fixtures';
 import { jobFields } from './state';
 
@@ -9,7 +9,9 @@ import { jobFields } from './state';
  * expected status, by the worker, and repairing a job only the legacy layout holds), getJob,
  * listJobs and its next pages (one whose cursor's job left the index), claim (a job, and an entry with no job, which goes to the orphans list),
  * recoverStalled (a claim whose time is up), and a script resent with EVAL after the cache was
- * emptied. `admin` arranges what the calls find (a legacy job, entries with no job).
+ * emptied. The queue is managed: every script reads the stage record, which `admin` moves through
+ * the stages; `admin` also arranges what the calls find (a legacy job with an expiry, which the
+ * repair copies, and entries with no job).
  */
 export async function everyServiceCall(queue: DualWriteQueue, admin: Redis | Cluster, flushScripts: () => Promise<void>): Promise<number> {
   let calls = 0;
@@ -17,10 +19,13 @@ export async function everyServiceCall(queue: DualWriteQueue, admin: Redis | Clu
     calls++;
     return work;
   };
+  const operator = new Migration({ redis: admin, stage: 'managed', queueName: queue.queueName, keys: queue.keys, metrics: false });
+  await operator.initStage('off', { reason: 'tour' });
   await admin.hset(queue.keys.legacyJob('old'), jobFields(record('old', 'acme')));
+  await admin.pexpire(queue.keys.legacyJob('old'), 3_600_000);
   await call(queue.ready());
   for (const stage of STAGES) {
-    queue.setStage(stage);
+    if (stage !== 'off') await operator.setStage(stage, { reason: 'tour', force: true });
     const request = { workspaceId: 'acme', type: 't', payload: { stage }, jobId: `a-${stage}`, idempotencyKey: `request-${stage}` };
     await call(queue.enqueue(request));
     await call(queue.enqueue(request));

@@ -41,6 +41,7 @@ export const TOUR_EXIT_CODES: readonly TourStep[] = [
   { name: 'backfill resumed from its checkpoint', code: 0 },
   { name: 'backfill --stage dualwrite --resync', code: 0 },
   { name: 'verify --stage dualwrite', code: 0 },
+  { name: 'verify with an entry that leads to no job', code: 1 },
   { name: 'library verify after SCRIPT FLUSH', code: 0 },
   { name: 'cleanup --stage complete', code: 0 },
   { name: 'cleanup --stage complete --yes', code: 0 },
@@ -68,7 +69,7 @@ export async function toolsTour(
     const code = await observe(name, () => cli([...argv, ...target.cliTarget(user), ...layout], options.signal));
     steps.push({ name, code });
   };
-  const service = new DualWriteQueue({ redis: target.admin, queueName: QUEUE, stage: 'dualwrite', keys: target.keys, metrics: false });
+  const service = new DualWriteQueue({ heartbeat: false, redis: target.admin, queueName: QUEUE, stage: 'dualwrite', keys: target.keys, metrics: false });
 
   // Jobs of the legacy service, from before the package.
   const legacy = Array.from({ length: 40 }, (_, i) => record(`j${i}`, ['acme', 'globex'][i % 2]));
@@ -88,10 +89,16 @@ export async function toolsTour(
   await target.admin.lpush(service.keys.queue(QUEUE), 'ghost');
   await service.claim({ workerId: 'w1', visibilityTimeoutMs: 600_000 });
   await service.claim({ workerId: 'w2', visibilityTimeoutMs: 600_000 });
-  // An update the new layout missed (made while the service ran in off): what --resync repairs.
+  // An update the new layout missed (made while the service ran in off), and an expiry only the new
+  // record has: what --resync repairs.
   await target.admin.hset(service.keys.legacyJob('j3'), 'status', 'failed', 'updated_at', String(legacy[3].updatedAt + 1000));
+  await target.admin.pexpire(service.keys.newJob('acme', 'j10'), 3_600_000);
   await tool(['backfill', '--stage', 'dualwrite', '--resync']);
   await tool(['verify', '--stage', 'dualwrite']);
+  // An entry behind the workers' reach that leads to no job: verify confirms it before it reports it.
+  await target.admin.rpush(service.keys.queue(QUEUE), 'ghost-2');
+  await tool(['verify', '--stage', 'dualwrite'], { name: 'verify with an entry that leads to no job' });
+  await target.admin.lrem(service.keys.queue(QUEUE), 0, 'ghost-2');
 
   await target.flushScripts();
   const client = target.clientAs(user);
