@@ -7,6 +7,14 @@ interface OptionSpec {
   type: 'string' | 'boolean';
   short?: string;
   value?: string;
+  /** May be given more than once: its value is then the list, in the order given. */
+  multiple?: true;
+  help: string;
+}
+
+/** A positional argument: `stage set <stage>`. */
+interface ArgumentSpec {
+  name: string;
   help: string;
 }
 
@@ -15,6 +23,8 @@ export interface CommandSpec {
   name: string;
   summary: string;
   usage: string;
+  /** Positional arguments, all required, in order. */
+  arguments?: ArgumentSpec[];
   options: Record<string, OptionSpec>;
   /** Paragraphs after the options: what it does, what the exit code means. */
   details: string;
@@ -67,13 +77,37 @@ const RUN: Record<string, OptionSpec> = {
     help: "write the run's metrics there (Prometheus text, for node_exporter's textfile collector)",
   },
 };
+/** --stage: static mode when given, managed mode (the stage from the layout's record) without it. */
 const stage = (help: string): Record<string, OptionSpec> => ({
   stage: { type: 'string', value: 'stage', help },
 });
+const EXCLUDE: Record<string, OptionSpec> = {
+  exclude: {
+    type: 'string',
+    value: 'glob',
+    multiple: true,
+    help: "pass over keys matching this Redis glob, matched against the whole key, prefix included (repeatable): e.g. 'job:*:meta'",
+  },
+};
+const REASON: OptionSpec = { type: 'string', value: 'why', help: 'why: kept in the record and its history (required)' };
+const TRANSITION: Record<string, OptionSpec> = {
+  by: { type: 'string', value: 'who', help: 'who, as the record and its history keep it (default: user@host of this machine)' },
+  'replica-wait': {
+    type: 'string',
+    value: 'ms',
+    help: 'wait this long for a replica to acknowledge the change (WAIT 1), 0 to 60000; 0 does not wait (default 1000)',
+  },
+};
+const STAGE_ARGUMENT: ArgumentSpec = { name: 'stage', help: 'off, dualwrite, shadow, live, rampdown or complete' };
+const MANAGED = `Without --stage the step runs in managed mode: it takes the stage from the layout's stage record
+(refused with exit 1 when there is none: create it with \`stage init\`), keeps every batch to that
+epoch (stopping with exit 1 when the stage changes under it), and writes its result into the record,
+where \`stage set\` checks it. With --stage it runs in that stage (static mode) and records nothing.`;
 
 const EXIT_CODES = `Exit codes:
-  0    success
+  0    success (status: healthy)
   1    a person must look: conflicts, skipped records, divergences, missing or differing scripts, a refusal
+       (a refused transition, no stage record, the stage changed during a run), any status finding
   2    usage error: nothing was sent to Redis
   3    the run itself failed: Redis unreachable or silent (timeouts), TLS, authentication, permission, a crash
   130  stopped by Ctrl-C`;
@@ -108,14 +142,15 @@ and every replica (Redis does not replicate SCRIPT LOAD). Exit code 1 when any d
   {
     name: 'backfill',
     summary: 'copy legacy jobs that are missing from the new layout',
-    usage: 'backfill --stage <stage> [--resync] [options]',
+    usage: 'backfill [--stage <stage>] [--resync] [--exclude <glob>]... [options]',
     options: {
-      ...stage('the stage the service runs in now (required; backfill is refused in off)'),
+      ...stage('static mode: the stage the service runs in now (backfill is refused in off); default: managed mode'),
       resync: {
         type: 'boolean',
         help: 'after a rollback to off: also overwrite a new record whose legacy twin was updated later',
       },
       restart: { type: 'boolean', help: 'ignore the checkpoint of an interrupted run and start over' },
+      ...EXCLUDE,
       ...CONNECTION,
       ...LAYOUT,
       ...RUN,
@@ -128,14 +163,20 @@ is never overwritten: a pair that differs is a conflict, reported with samples. 
 valid workspace_id are skipped and reported. The SCAN cursor is checkpointed in
 <prefix>dualwrite:backfill:<queue> ({<tag>}:dualwrite:backfill:<queue> with --tag), so an interrupted run continues where it stopped; a second run
 copies nothing. ${INTERRUPT}
+
+${MANAGED}
+To leave dualwrite, the record needs a backfill that ran to its end in the current epoch (a --resync
+one after a stay in off).
+
 Exit code 1 when any conflict or skipped record needs a person.`,
   },
   {
     name: 'verify',
     summary: 'prove the two layouts, the indexes and the queue agree (reads only)',
-    usage: 'verify --stage <stage> [options]',
+    usage: 'verify [--stage <stage>] [--exclude <glob>]... [options]',
     options: {
-      ...stage('the stage the service runs in now (required): it decides what must agree'),
+      ...stage('static mode: the stage the service runs in now, which decides what must agree; default: managed mode'),
+      ...EXCLUDE,
       ...CONNECTION,
       ...LAYOUT,
       ...RUN,
@@ -146,15 +187,21 @@ Exit code 1 when any conflict or skipped record needs a person.`,
 layout is written), field_mismatch (before complete), missing_index, index_orphan, queue_orphan,
 bad_legacy_record, wrong_type; with up to --samples examples of each. Sets the
 dualwrite_verify_divergences gauge when it completes. ${INTERRUPT}
+
+${MANAGED}
+Entering live or complete needs a clean verify that started and ended in the current epoch,
+younger than the record's max verify age.
+
 Exit code 1 when anything diverges.`,
   },
   {
     name: 'cleanup',
     summary: 'delete legacy job keys once the migration is complete (dry run unless --yes)',
-    usage: 'cleanup --stage complete [--yes] [options]',
+    usage: 'cleanup [--stage complete] [--yes] [--exclude <glob>]... [options]',
     options: {
-      ...stage("must be 'complete': the legacy layout is then neither read nor written"),
+      ...stage("static mode: must be 'complete', the legacy layout is then neither read nor written; default: managed mode"),
       yes: { type: 'boolean', help: 'really delete (without it: a dry run that counts and writes nothing)' },
+      ...EXCLUDE,
       ...CONNECTION,
       ...LAYOUT,
       ...RUN,
@@ -164,7 +211,84 @@ Exit code 1 when anything diverges.`,
     details: `Runs a verify first and goes on only when it is clean. Deletes, in bounded batches, only legacy
 job hashes whose workspace_id is valid and whose new record exists; keeps those a bare queue entry
 still names. ${INTERRUPT}
+
+${MANAGED}
+Once a managed cleanup has deleted anything, \`stage set\` refuses (short of --force) every stage
+that reads the legacy layout (off, dualwrite, shadow).
+
 Exit code 1 when refused (wrong stage, verify not clean).`,
+  },
+  {
+    name: 'stage init',
+    summary: "create the layout's stage record, which managed instances take their stage from",
+    usage: 'stage init <stage> --reason "<why>" [--max-verify-age <ms>] [--by <who>] [--replica-wait <ms>] [options]',
+    arguments: [STAGE_ARGUMENT],
+    options: {
+      reason: REASON,
+      'max-verify-age': {
+        type: 'string',
+        value: 'ms',
+        help: 'how long a clean verify counts for `stage set` into live and complete (default 86400000, 24 h)',
+      },
+      ...TRANSITION,
+      ...CONNECTION,
+      ...LAYOUT,
+      json: JSON_OUTPUT,
+      ...HELP,
+    },
+    details: `Once per key layout (--prefix, --tag), at the stage the service runs in now: the record is
+<prefix>dualwrite:stage ({<tag>}:dualwrite:stage with --tag), at epoch 1. Refused (exit 1, nothing changed) when the record exists: use \`stage set\`.
+Prints the stage, the epoch and whether a replica acknowledged; --json prints the transition.`,
+  },
+  {
+    name: 'stage set',
+    summary: 'move the whole fleet to a stage, through the transition guards',
+    usage: 'stage set <stage> --reason "<why>" [--expect-epoch <n>] [--force] [--by <who>] [--replica-wait <ms>] [options]',
+    arguments: [STAGE_ARGUMENT],
+    options: {
+      reason: REASON,
+      'expect-epoch': {
+        type: 'string',
+        value: 'n',
+        help: 'refuse unless the record is at this epoch (the one status showed you): of two operators, one wins',
+      },
+      force: { type: 'boolean', help: 'pass a refusing guard (never same_stage); the record and its history keep that it was forced' },
+      ...TRANSITION,
+      ...CONNECTION,
+      ...LAYOUT,
+      json: JSON_OUTPUT,
+      ...HELP,
+    },
+    details: `Every managed instance's next call runs in the new stage: each script reads the record itself.
+The guards: forward one stage at a time; out of dualwrite only after a backfill that ran to its end
+in the current epoch (a --resync one after a stay in off); into live and complete only after a clean
+verify of the current epoch, younger than the record's max verify age. Backward moves (rollbacks) go
+any distance at once, except into off, dualwrite or shadow once cleanup has deleted legacy records.
+A refusal (exit 1) changes nothing and prints the rule and what would satisfy it.
+Prints from, to, the new epoch, whether it was forced and whether a replica acknowledged (a
+warning when the layout has replicas and none did in time: a failover could lose the change);
+--json prints the transition: {from, to, epoch, changedAt, forced, replicated}.`,
+  },
+  {
+    name: 'status',
+    summary: 'where the migration stands: the stage, its history, the last runs, the instances, what next',
+    usage: 'status [--history <n>] [options]',
+    options: {
+      history: { type: 'string', value: 'n', help: 'transitions shown, newest first, 1 to 200 (default 10)' },
+      ...CONNECTION,
+      ...LAYOUT,
+      json: JSON_OUTPUT,
+      ...HELP,
+    },
+    details: `Reads only. Shows the stage record (stage, epoch, since when, by whom, why, forced), its recent
+history, the last backfill, verify and cleanup (when, the result, fresh or stale, whether it spanned
+a transition), the service instances whose heartbeat was seen in the last 60 s (id, mode,
+stage/epoch, version, scripts, age), the findings, and the next steps with the exact command,
+completed with the connection and layout flags given here (a password shown as ***).
+--json prints the same as one object: {key, record, history, runs, instances, findings, healthy,
+next_steps}.
+Exit code 0 when healthy; 1 when anything needs a person: no stage record, in live no fresh clean
+verify, an instance on another epoch or other scripts, a static instance beside the record.`,
   },
   {
     name: 'demo',
@@ -180,25 +304,41 @@ export function findCommand(words: readonly string[]): CommandSpec | undefined {
   return COMMANDS.find((command) => command.name === words.join(' '));
 }
 
-export type ParsedOptions = Record<string, string | boolean | undefined>;
+export type ParsedOptions = Record<string, string | boolean | string[] | undefined>;
 
-/** Parses a subcommand's options with node:util parseArgs, strictly: an unknown flag is a UsageError. */
-export function parseOptions(command: CommandSpec, args: readonly string[]): ParsedOptions {
+export interface CommandLine {
+  options: ParsedOptions;
+  /** The positional arguments, as the command's `arguments` name them. */
+  args: string[];
+}
+
+/** Parses a subcommand's line with node:util parseArgs, strictly: an unknown flag or a missing argument is a UsageError. */
+export function parseCommandLine(command: CommandSpec, args: readonly string[]): CommandLine {
   const options = Object.fromEntries(
-    Object.entries(command.options).map(([name, spec]) => [name, spec.short ? { type: spec.type, short: spec.short } : { type: spec.type }]),
+    Object.entries(command.options).map(([name, spec]) => [
+      name,
+      { type: spec.type, ...(spec.short ? { short: spec.short } : {}), ...(spec.multiple ? { multiple: true } : {}) },
+    ]),
   );
+  const expected = command.arguments ?? [];
+  let parsed: { values: ParsedOptions; positionals: string[] };
   try {
-    const { values, positionals } = parseArgs({ args: [...args], options, allowPositionals: true, strict: true });
-    // Shown masked: a URL typed without its flag may carry a password.
-    if (positionals.length > 0) throw new UsageError(`unexpected argument ${maskUrl(positionals[0])}`);
-    return values as ParsedOptions;
+    parsed = parseArgs({ args: [...args], options, allowPositionals: true, strict: true }) as typeof parsed;
   } catch (error) {
-    if (error instanceof UsageError) throw error;
     throw new UsageError((error as Error).message);
   }
+  const { values, positionals } = parsed;
+  // Shown masked: a URL typed without its flag may carry a password.
+  if (positionals.length > expected.length) throw new UsageError(`unexpected argument ${maskUrl(positionals[expected.length])}`);
+  if (positionals.length < expected.length) {
+    const missing = expected[positionals.length];
+    throw new UsageError(`${command.name} needs <${missing.name}>: ${missing.help}`);
+  }
+  return { options: values, args: positionals };
 }
 
 export function commandHelp(command: CommandSpec): string {
+  const args = (command.arguments ?? []).map((arg) => `  ${`<${arg.name}>`.padEnd(26)} ${arg.help}`);
   const rows = Object.entries(command.options).map(([name, spec]) => {
     const flag = `${spec.short ? `-${spec.short}, ` : ''}--${name}${spec.value ? ` <${spec.value}>` : ''}`;
     return `  ${flag.padEnd(26)} ${spec.help}`;
@@ -206,7 +346,7 @@ export function commandHelp(command: CommandSpec): string {
   return `redis-dual-write ${command.name}: ${command.summary}
 
 Usage: redis-dual-write ${command.usage}
-
+${args.length > 0 ? `\nArguments:\n${args.join('\n')}\n` : ''}
 Options:
 ${rows.join('\n')}
 
@@ -230,6 +370,9 @@ Every command takes --help. Connection: --url (default $REDIS_URL, else ${DEFAUL
 --tls-cert, --tls-key); --connect-timeout and --command-timeout (ms). The key layout: --prefix,
 --queue and --tag, as the service's keyPrefix, queueName and clusterLayout tag; --json for machine
 output.
+Stage control: a fleet in managed mode takes its stage from the layout's stage record. Create it
+with \`stage init\`, move it with \`stage set\`, see where it stands with \`status\`; backfill,
+verify and cleanup without --stage run in the record's stage and record their results for the guards.
 The runbook: docs/MIGRATION.md.
 
 ${EXIT_CODES}

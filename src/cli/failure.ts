@@ -2,6 +2,9 @@ import {
   CrossSlotError,
   DualWriteError,
   ScriptMismatchError,
+  StageChangedError,
+  StageUnsetError,
+  TransitionRefusedError,
   ValidationError,
   VerifyNotCleanError,
   WrongStageError,
@@ -27,12 +30,20 @@ export class CommandFailure extends Error {
 /**
  * The one place an error becomes an exit code. 2: the command line was wrong (on a cluster, a layout
  * that splits an operation over slots means --tag is missing). 1: the run was refused or found a
- * script that differs, which a person must look at. 3: everything else, meaning the run itself
- * failed (unreachable, TLS, authentication, permission, timeout, a crash) and proved nothing.
+ * script that differs, which a person must look at: so are a refused transition, a layout without
+ * its stage record, and a managed run the stage changed under. 3: everything else, meaning the run
+ * itself failed (unreachable, TLS, authentication, permission, timeout, a crash) and proved nothing.
  */
 export function exitCodeFor(error: unknown): number {
   if (error instanceof UsageError || error instanceof ValidationError || error instanceof CrossSlotError) return EXIT.usage;
-  if (error instanceof VerifyNotCleanError || error instanceof WrongStageError || error instanceof ScriptMismatchError) {
+  if (
+    error instanceof VerifyNotCleanError ||
+    error instanceof WrongStageError ||
+    error instanceof ScriptMismatchError ||
+    error instanceof TransitionRefusedError ||
+    error instanceof StageUnsetError ||
+    error instanceof StageChangedError
+  ) {
     return EXIT.attention;
   }
   return EXIT.failed;
@@ -43,6 +54,14 @@ export function errorCode(error: unknown): string {
   if (error instanceof UsageError || error instanceof ValidationError) return 'USAGE';
   if (error instanceof DualWriteError || error instanceof CommandFailure) return error.code;
   return 'ERROR';
+}
+
+/** What --json adds to an error's code and message: the facts a script acts on. */
+export function errorFacts(error: unknown): Record<string, unknown> {
+  if (error instanceof TransitionRefusedError) return { from: error.from, to: error.to, rule: error.rule, remedy: error.remedy };
+  if (error instanceof StageUnsetError) return { key: error.key };
+  if (error instanceof StageChangedError) return { operation: error.operation, startedEpoch: error.startedEpoch, currentEpoch: error.currentEpoch };
+  return {};
 }
 
 /**

@@ -1,12 +1,18 @@
-import { ValidationError } from '../errors';
-import { commandHelp, COMMANDS, findCommand, mainHelp, parseOptions } from './commands';
-import { errorCode, exitCodeFor } from './failure';
+import { TransitionRefusedError, ValidationError } from '../errors';
+import { commandHelp, COMMANDS, findCommand, mainHelp, parseCommandLine, type ParsedOptions } from './commands';
+import { errorCode, errorFacts, exitCodeFor } from './failure';
 import { EXIT, line, UsageError, type CliIo } from './io';
 import { runMigrationStep } from './migrate-command';
+import { carriedFlags, completeCommandsIn, maskedNote } from './next-command';
 import { runScripts } from './scripts-command';
+import { runStage } from './stage-command';
+import { runStatus } from './status-command';
 
 export type { CliIo, CliStream } from './io';
 export { EXIT } from './io';
+
+/** Commands of two words: `scripts load`, `stage set`. Typed alone, the group prints its usage. */
+const GROUPS: Record<string, string> = { scripts: 'load|check|manifest', stage: 'init|set' };
 
 /**
  * The `redis-dual-write` command. Returns the exit code instead of exiting, so tests (and
@@ -15,17 +21,17 @@ export { EXIT } from './io';
 export async function main(argv: readonly string[], io: CliIo): Promise<number> {
   const [first, second] = argv;
   const wantsHelp = argv.includes('--help') || argv.includes('-h');
-  const words = first === 'scripts' ? [first, second ?? ''] : [first ?? ''];
+  const words = first !== undefined && first in GROUPS ? [first, second ?? ''] : [first ?? ''];
   const command = findCommand(words);
+  let options: ParsedOptions | undefined;
   try {
     if (!command) {
       if (first === undefined || first.startsWith('-') || first === 'help') {
         line(wantsHelp || first === 'help' ? io.stdout : io.stderr, mainHelp());
         return wantsHelp || first === 'help' ? EXIT.ok : EXIT.usage;
       }
-      if (first === 'scripts' && (second === undefined || second.startsWith('-'))) {
-        const scripts = COMMANDS.filter((c) => c.name.startsWith('scripts ')).map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);
-        line(wantsHelp ? io.stdout : io.stderr, `Usage: redis-dual-write scripts <load|check|manifest> [options]\n\n${scripts.join('\n')}\n`);
+      if (first in GROUPS && (second === undefined || second.startsWith('-'))) {
+        line(wantsHelp ? io.stdout : io.stderr, groupUsage(first));
         return wantsHelp ? EXIT.ok : EXIT.usage;
       }
       throw new UsageError(`unknown command '${words.join(' ').trim()}'`);
@@ -34,7 +40,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       line(io.stdout, commandHelp(command));
       return EXIT.ok;
     }
-    const options = parseOptions(command, argv.slice(words.length));
+    const parsed = parseCommandLine(command, argv.slice(words.length));
+    options = parsed.options;
     switch (command.name) {
       case 'scripts load':
       case 'scripts check':
@@ -44,6 +51,11 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       case 'verify':
       case 'cleanup':
         return await runMigrationStep(command.name, options, io, argv);
+      case 'stage init':
+      case 'stage set':
+        return await runStage(command.name === 'stage init' ? 'init' : 'set', parsed.args[0], options, io);
+      case 'status':
+        return await runStatus(options, io);
       case 'demo': {
         const { runDemo } = await import('../demo');
         await runDemo((text) => line(io.stdout, text));
@@ -53,17 +65,43 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
         throw new UsageError(`unknown command '${command.name}'`);
     }
   } catch (error) {
-    return failed(error, command?.name, argv.includes('--json'), io);
+    return failed(error, command?.name, argv.includes('--json'), io, options);
   }
 }
 
-function failed(error: unknown, commandName: string | undefined, json: boolean, io: CliIo): number {
+function groupUsage(group: string): string {
+  const rows = COMMANDS.filter((c) => c.name.startsWith(`${group} `)).map((c) => `  ${c.name.padEnd(18)} ${c.summary}`);
+  return `Usage: redis-dual-write ${group} <${GROUPS[group]}> [options]\n\n${rows.join('\n')}\n`;
+}
+
+/**
+ * Says why the command failed and returns its exit code. A command the message names for the
+ * operator to run (create the record, run verify) carries this run's connection and layout flags.
+ */
+function failed(error: unknown, commandName: string | undefined, json: boolean, io: CliIo, options: ParsedOptions | undefined): number {
   const exitCode = exitCodeFor(error);
   const code = errorCode(error);
+  const flags = carriedFlags(options ?? {});
+  const complete = (text: string) => completeCommandsIn(text, flags);
   // A ValidationError here comes from a flag's value (say --stage or --batch-size): said as the flag.
-  const message = error instanceof ValidationError ? flagMessage(error) : error instanceof Error ? error.message : String(error);
-  if (json) line(io.stdout, JSON.stringify({ error: { code, message } }, null, 2));
-  line(io.stderr, `redis-dual-write: ${message}`);
+  const said = error instanceof ValidationError ? flagMessage(error) : error instanceof Error ? error.message : String(error);
+  const message = complete(said);
+  if (json) {
+    const facts = errorFacts(error);
+    if (typeof facts.remedy === 'string') facts.remedy = complete(facts.remedy);
+    line(io.stdout, JSON.stringify({ error: { code, message, ...facts } }, null, 2));
+  }
+  if (error instanceof TransitionRefusedError) {
+    // The rule and what would satisfy it, each on its own line: what the operator acts on.
+    line(io.stderr, `redis-dual-write: stage ${error.from} -> ${error.to} refused; nothing changed\n  rule:   ${error.rule}\n  remedy: ${complete(error.remedy)}`);
+  } else {
+    line(io.stderr, `redis-dual-write: ${message}`);
+  }
+  // A command completed with a masked --url or --cluster cannot be pasted as it is: say so.
+  if (message !== said) {
+    const note = maskedNote(flags);
+    if (note) line(io.stderr, note);
+  }
   if (code === 'USAGE') line(io.stderr, `Run 'redis-dual-write ${commandName ?? ''}${commandName ? ' ' : ''}--help' for the options.`);
   // The library names the preset as code; the command's way to say it is a flag.
   if (code === 'CROSS_SLOT') line(io.stderr, "On a cluster, pass --tag <tag> when the service uses keys: clusterLayout('<tag>').");
@@ -80,7 +118,15 @@ function flagMessage(error: ValidationError): string {
     rateLimit: '--rate',
     sampleLimit: '--samples',
     tag: '--tag',
+    reason: '--reason',
+    by: '--by',
+    expectedEpoch: '--expect-epoch',
+    maxVerifyAgeMs: '--max-verify-age',
+    replicaWaitMs: '--replica-wait',
+    historyLimit: '--history',
   };
-  const flag = flags[error.field];
-  return flag ? error.message.replace(new RegExp(`^${error.field}:`), `${flag}:`) : error.message;
+  const excluded = /^exclude\[(\d+)\]$/.exec(error.field);
+  const flag = excluded ? `--exclude (pattern ${Number(excluded[1]) + 1})` : flags[error.field];
+  const field = error.field.replace(/[[\]]/g, '\\$&');
+  return flag ? error.message.replace(new RegExp(`^${field}:`), `${flag}:`) : error.message;
 }

@@ -1,15 +1,20 @@
 import { writeFileSync } from 'node:fs';
 import { Registry } from 'prom-client';
-import { VerifyNotCleanError } from '../errors';
-import { Migration } from '../migrate/migration';
+import { PermissionError, StageChangedError, VerifyNotCleanError } from '../errors';
+import type { Migration } from '../migrate/migration';
 import { checkRunOptions, RUN_DEFAULTS, type RunOptions } from '../migrate/options';
-import type { Logger } from '../logger';
-import type { Stage } from '../stages';
+import { readStageRecord } from '../stage-control/record';
+import type { RedisClient } from '../scripts/registry';
+import { translateRedisError } from '../scripts/replies';
+import type { StageOption } from '../stages';
 import type { ParsedOptions } from './commands';
-import { clusterLayout } from '../keys';
 import { connect, createClient } from './connect';
 import { duringRun, exitCodeFor } from './failure';
-import { EXIT, line, UsageError, type CliIo } from './io';
+import { integerFlag, positiveFlag, textFlag } from './flag-values';
+import { EXIT, line, type CliIo } from './io';
+import { stderrLogger } from './logger';
+import { migrationFor } from './migration-flags';
+import { carriedFlags, completeCommandsIn, passwordNote } from './next-command';
 import { ProgressView } from './progress';
 import { renderBackfill, renderCleanup, renderVerify, table } from './render';
 import { commandLineShown, targetFor } from './target';
@@ -18,40 +23,36 @@ type Step = 'backfill' | 'verify' | 'cleanup';
 
 /**
  * backfill, verify and cleanup: a thin face over Migration. Progress goes to stderr, the report to
- * stdout (as JSON with --json), and the exit code says whether a person is needed.
+ * stdout (as JSON with --json), and the exit code says whether a person is needed. Without --stage
+ * the step runs in managed mode: in the stage record's stage, its result recorded for the guards.
  */
 export async function runMigrationStep(step: Step, options: ParsedOptions, io: CliIo, argv: readonly string[]): Promise<number> {
-  if (options.stage === undefined) throw new UsageError(`${step} needs --stage: the stage the service runs in now`);
+  const stage = (textFlag(options.stage) ?? 'managed') as StageOption;
   const target = targetFor(options, io.env);
   const progress = new ProgressView(io.stderr);
-  const rateLimit = positive('--rate', options.rate);
+  const rateLimit = positiveFlag('--rate', options.rate);
   const run: RunOptions = {
     signal: io.signal,
     onProgress: (p) => progress.update(p),
-    batchSize: integer('--batch-size', options['batch-size']) ?? batchWithin(rateLimit),
+    batchSize: integerFlag('--batch-size', options['batch-size']) ?? batchWithin(rateLimit),
     rateLimit,
-    sampleLimit: integer('--samples', options.samples),
+    sampleLimit: integerFlag('--samples', options.samples),
   };
   // Checked here too, so a bad value is a usage error before anything is sent (the step checks them again).
   checkRunOptions(run);
   const redis = createClient(target);
   const registry = new Registry();
   try {
-    // Built before connecting: a bad --stage, --prefix, --queue or --tag is a usage error, not a
-    // Redis one, and on a cluster a layout that splits an operation over slots is refused here.
-    const migration = new Migration({
-      redis,
-      stage: options.stage as Stage,
-      queueName: (options.queue as string | undefined) ?? 'default',
-      keyPrefix: (options.prefix as string | undefined) ?? '',
-      ...(typeof options.tag === 'string' ? { keys: clusterLayout(options.tag) } : {}),
-      metrics: { registry },
-      logger: stderrLogger(io, progress),
-    });
+    const { migration, stageKey } = migrationFor(redis, options, stage, stderrLogger(io, () => progress.finishLine()), registry);
     await connect(redis, target);
     await migration.ready().catch((error: unknown) => {
       throw duringRun(error, target);
     });
+    if (stage !== 'managed') {
+      await warnBesideRecord(redis, stageKey, stage, step, io).catch((error: unknown) => {
+        throw duringRun(error, target);
+      });
+    }
 
     let code: number;
     let completed: boolean;
@@ -78,6 +79,7 @@ export async function runMigrationStep(step: Step, options: ParsedOptions, io: C
     } catch (caught) {
       progress.finishLine();
       if (caught instanceof VerifyNotCleanError) return refusedCleanup(caught, options, io);
+      if (caught instanceof StageChangedError) line(io.stderr, completeCommandsIn(stageChangedHint(step, argv, migration), carriedFlags(options)));
       const error = duringRun(caught, target);
       // A lost connection mid-run: the checkpoint written after every page lets the same command go on.
       if (step === 'backfill' && exitCodeFor(error) === EXIT.failed) {
@@ -85,6 +87,7 @@ export async function runMigrationStep(step: Step, options: ParsedOptions, io: C
       }
       throw error;
     }
+    if (stage === 'managed' && !options.json) line(io.stdout, `(managed mode: the result is recorded in ${stageKey} for \`stage set\`'s guards)`);
     if (typeof options['metrics-file'] === 'string') writeFileSync(options['metrics-file'], await registry.metrics());
     if (!completed) {
       line(io.stderr, resumeHint(step, argv, migration));
@@ -115,12 +118,7 @@ function refusedCleanup(error: VerifyNotCleanError, options: ParsedOptions, io: 
 
 /** The same command again, never with a password in it: the operator may paste it into a ticket. */
 function resumeHint(step: Step, argv: readonly string[], migration: Migration): string {
-  const shown = commandLineShown(argv.filter((arg) => arg !== '--restart'));
-  const again = `redis-dual-write ${shown.words.join(' ')}`;
-  const secret =
-    shown.masked.size === 0
-      ? ''
-      : `\n(the password is shown as ***: type it in${shown.masked.has('--url') ? ', or put the URL in REDIS_URL and leave out --url' : ''})`;
+  const { again, secret } = sameCommand(argv.filter((arg) => arg !== '--restart'));
   if (step === 'backfill') {
     return `Stopped after the batch in flight. Resume with:\n  ${again}\n(the checkpoint in ${migration.checkpointKey} continues where it stopped)${secret}`;
   }
@@ -128,20 +126,41 @@ function resumeHint(step: Step, argv: readonly string[], migration: Migration): 
   return `Stopped after the batch in flight. Run it again with:\n  ${again}\n(${why})${secret}`;
 }
 
-/** Warnings (say, an eviction policy that can lose jobs) go to stderr between progress lines. */
-function stderrLogger(io: CliIo, progress: ProgressView): Logger {
-  const say = (level: string) => (message: string, fields?: Record<string, unknown>) => {
-    progress.finishLine();
-    line(io.stderr, `[${level}] ${message}${fields && Object.keys(fields).length ? ` ${JSON.stringify(fields)}` : ''}`);
-  };
-  return { debug() {}, info() {}, warn: say('warn'), error: say('error') };
+/**
+ * After the stage changed under a managed run: the run stopped with nothing of its interrupted batch
+ * written, and proves nothing to the guards. A backfill starts over (--restart), so the run the
+ * record keeps walked the whole layout in the new stage.
+ */
+function stageChangedHint(step: Step, argv: readonly string[], migration: Migration): string {
+  const words = argv.filter((arg) => arg !== '--restart');
+  const { again, secret } = sameCommand(step === 'backfill' ? [...words, '--restart'] : words);
+  const checkpoint = step === 'backfill' ? ` (its checkpoint in ${migration.checkpointKey} stays; --restart walks the layout anew)` : '';
+  return `The stage changed while ${step} ran: it stopped and satisfies no guard${checkpoint}. Look at \`redis-dual-write status\`, then run it again in the new stage:\n  ${again}${secret}`;
 }
 
-function integer(flag: string, value: string | boolean | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isInteger(n)) throw new UsageError(`${flag} must be a whole number, got ${String(value)}`);
-  return n;
+function sameCommand(argv: readonly string[]): { again: string; secret: string } {
+  const shown = commandLineShown(argv);
+  const secret = shown.masked.size === 0 ? '' : `\n${passwordNote(shown.masked.has('--url'))}`;
+  return { again: `redis-dual-write ${shown.words.join(' ')}`, secret };
+}
+
+/**
+ * A static run (--stage) beside a stage record: the fleet's stage is the record's, and this run's
+ * result is not recorded, so `stage set` will not count it. Said before the run, which goes on.
+ */
+async function warnBesideRecord(redis: RedisClient, stageKey: string, stage: StageOption, step: Step, io: CliIo): Promise<void> {
+  const record = await readStageRecord(redis, stageKey).catch((error: unknown) => {
+    // A user the ACL keeps from the record runs as before: the warning is advice, the run needs none of it.
+    if (translateRedisError(error) instanceof PermissionError) return null;
+    throw error;
+  });
+  if (!record) return;
+  const differs = record.stage !== stage ? `; the fleet runs in ${record.stage}, not ${stage}` : '';
+  line(
+    io.stderr,
+    `[warn] ${stageKey} holds the fleet's stage (${record.stage}, epoch ${record.epoch})${differs}: this ${step} --stage ${stage} ` +
+      'runs in static mode and its result is not recorded for `stage set`; leave out --stage to run in managed mode',
+  );
 }
 
 /**
@@ -152,11 +171,4 @@ function integer(flag: string, value: string | boolean | undefined): number | un
 function batchWithin(rateLimit: number | undefined): number | undefined {
   if (rateLimit === undefined) return undefined;
   return Math.min(RUN_DEFAULTS.batchSize, Math.max(1, Math.floor(rateLimit)));
-}
-
-function positive(flag: string, value: string | boolean | undefined): number | undefined {
-  if (value === undefined) return undefined;
-  const n = Number(value);
-  if (!Number.isFinite(n) || n <= 0) throw new UsageError(`${flag} must be a number above 0, got ${String(value)}`);
-  return n;
 }

@@ -10,7 +10,7 @@ export function table(rows: readonly (readonly (string | number)[])[]): string {
   for (const row of rows) row.forEach((cell, i) => (widths[i] = Math.max(widths[i] ?? 0, String(cell).length)));
   return rows
     .map((row) => row.map((cell, i) => (i === row.length - 1 ? String(cell) : String(cell).padEnd(widths[i]))).join('  '))
-    .map((text) => `  ${text}`)
+    .map((text) => `  ${text}`.trimEnd())
     .join('\n');
 }
 

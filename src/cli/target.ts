@@ -31,7 +31,8 @@ export interface Target {
   shown: string;
 }
 
-type Flags = Record<string, string | boolean | undefined>;
+type FlagValue = string | boolean | string[] | undefined;
+type Flags = Readonly<Record<string, FlagValue>>;
 
 const TLS_FLAGS = ['tls-ca', 'tls-cert', 'tls-key', 'tls-servername'] as const;
 
@@ -175,7 +176,7 @@ function tlsOptions(flags: Flags, secure: boolean): ConnectionOptions | undefine
   };
 }
 
-function readPem(flag: string, path: string | boolean): Buffer {
+function readPem(flag: string, path: FlagValue): Buffer {
   try {
     return readFileSync(String(path));
   } catch (error) {
@@ -183,7 +184,7 @@ function readPem(flag: string, path: string | boolean): Buffer {
   }
 }
 
-function milliseconds(flag: string, value: string | boolean | undefined): number | undefined {
+function milliseconds(flag: string, value: FlagValue): number | undefined {
   if (value === undefined) return undefined;
   const n = Number(value);
   if (!Number.isInteger(n) || n < 1 || n > 3_600_000) {
@@ -192,7 +193,7 @@ function milliseconds(flag: string, value: string | boolean | undefined): number
   return n;
 }
 
-function text(value: string | boolean | undefined): string | undefined {
+function text(value: FlagValue): string | undefined {
   return typeof value === 'string' ? value : undefined;
 }
 

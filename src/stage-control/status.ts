@@ -60,9 +60,7 @@ export interface StageStatus {
 
 /** Where the migration stands, read only: the record, its history, the runs, the instances, what next. */
 export async function stageStatus(base: MigrationBase, options: StatusOptions = {}): Promise<StageStatus> {
-  const o = checkObject('options', options);
-  rejectUnknownFields('options', o, ['historyLimit']);
-  const historyLimit = checkInteger('historyLimit', o.historyLimit ?? 10, 1, 200);
+  const { historyLimit } = checkStatusOptions(options);
   try {
     const [seconds, micros] = (await base.redis.time()) as [string | number, string | number];
     const now = Number(seconds) * 1000 + Math.floor(Number(micros) / 1000);
@@ -85,6 +83,13 @@ export async function stageStatus(base: MigrationBase, options: StatusOptions = 
   } catch (error) {
     throw translateRedisError(error);
   }
+}
+
+/** status()'s options, checked before anything is sent (and by the command before it connects). */
+export function checkStatusOptions(options: unknown): { historyLimit: number } {
+  const o = checkObject('options', options);
+  rejectUnknownFields('options', o, ['historyLimit']);
+  return { historyLimit: checkInteger('historyLimit', o.historyLimit ?? 10, 1, 200) };
 }
 
 function runStatus(record: StageRecord, kind: RunKind, now: number): RunStatus | null {

@@ -49,13 +49,7 @@ const MAX_REASON = 500;
 
 /** Creates the layout's stage record; refused when one exists. */
 export async function initStage(base: MigrationBase, stage: Stage, options: InitStageOptions): Promise<TransitionResult> {
-  const o = checkObject('options', options);
-  rejectUnknownFields('options', o, ['reason', 'by', 'maxVerifyAgeMs', 'replicaWaitMs']);
-  const to = assertStage(stage);
-  const reason = checkReason(o.reason);
-  const by = checkBy(o.by);
-  const maxVerifyAgeMs = checkInteger('maxVerifyAgeMs', o.maxVerifyAgeMs ?? DEFAULT_MAX_VERIFY_AGE_MS, 1, 365 * 24 * 3600_000);
-  const waitMs = checkWait(o.replicaWaitMs);
+  const { to, reason, by, maxVerifyAgeMs, waitMs } = checkInitStage(stage, options);
   const fields = { ...bookkeeping(undefined, to, 1), max_verify_age_ms: String(maxVerifyAgeMs), needs_resync: '0', cleanup_deleted: '0' };
   const reply = await runSetStage(base, 'init', '', to, by, reason, false, fields);
   if (reply[0] === 'EXISTS') {
@@ -69,16 +63,7 @@ export async function initStage(base: MigrationBase, stage: Stage, options: Init
  * the stage only if nothing wrote the record since, so of two racing callers exactly one wins.
  */
 export async function setStage(base: MigrationBase, stage: Stage, options: SetStageOptions): Promise<TransitionResult> {
-  const o = checkObject('options', options);
-  rejectUnknownFields('options', o, ['reason', 'expectedEpoch', 'force', 'by', 'replicaWaitMs']);
-  const to = assertStage(stage);
-  const reason = checkReason(o.reason);
-  const by = checkBy(o.by);
-  const expectedEpoch = optional(o.expectedEpoch, (v) => checkInteger('expectedEpoch', v, 0, Number.MAX_SAFE_INTEGER));
-  if (o.force !== undefined && typeof o.force !== 'boolean') throw new ValidationError('force', 'type', 'must be a boolean');
-  const force = o.force === true;
-  const waitMs = checkWait(o.replicaWaitMs);
-
+  const { to, reason, by, expectedEpoch, force, waitMs } = checkSetStage(stage, options);
   const record = await readStageRecord(base.redis, base.stageKey).catch(rethrow);
   if (!record) {
     throw new TransitionRefusedError('(none)', to, 'unset', `there is no stage record at ${base.stageKey}: create it with \`redis-dual-write stage init <stage>\``);
@@ -97,6 +82,36 @@ export async function setStage(base: MigrationBase, stage: Stage, options: SetSt
     throw new TransitionRefusedError(record.stage, to, 'concurrent_change', 'the stage record changed while this transition was checked (another transition or a step recording its result): look at `redis-dual-write status` and try again');
   }
   return finish(base, reply, record.stage, to, forced, waitMs);
+}
+
+/**
+ * initStage's arguments, checked before anything is sent. Exported so the command checks its flags
+ * with the same rules before it connects: a usage error (exit 2) sends nothing.
+ */
+export function checkInitStage(stage: unknown, options: unknown) {
+  const o = checkObject('options', options);
+  rejectUnknownFields('options', o, ['reason', 'by', 'maxVerifyAgeMs', 'replicaWaitMs']);
+  return {
+    to: assertStage(stage),
+    reason: checkReason(o.reason),
+    by: checkBy(o.by),
+    maxVerifyAgeMs: checkInteger('maxVerifyAgeMs', o.maxVerifyAgeMs ?? DEFAULT_MAX_VERIFY_AGE_MS, 1, 365 * 24 * 3600_000),
+    waitMs: checkWait(o.replicaWaitMs),
+  };
+}
+
+/** setStage's arguments, checked before anything is sent (and by the command before it connects). */
+export function checkSetStage(stage: unknown, options: unknown) {
+  const o = checkObject('options', options);
+  rejectUnknownFields('options', o, ['reason', 'expectedEpoch', 'force', 'by', 'replicaWaitMs']);
+  return {
+    to: assertStage(stage),
+    reason: checkReason(o.reason),
+    by: checkBy(o.by),
+    expectedEpoch: optional(o.expectedEpoch, (v) => checkInteger('expectedEpoch', v, 0, Number.MAX_SAFE_INTEGER)),
+    force: checkForce(o.force),
+    waitMs: checkWait(o.replicaWaitMs),
+  };
 }
 
 async function runSetStage(
@@ -174,6 +189,11 @@ function checkBy(value: unknown): string {
   }
   if (typeof value !== 'string' || value === '' || value.length > 200) throw new ValidationError('by', 'format', 'must be 1 to 200 characters');
   return value;
+}
+
+function checkForce(value: unknown): boolean {
+  if (value !== undefined && typeof value !== 'boolean') throw new ValidationError('force', 'type', 'must be a boolean');
+  return value === true;
 }
 
 function checkWait(value: unknown): number {

@@ -19,7 +19,7 @@ describe('redis-dual-write --help', () => {
     const run = await cli(['--help']);
 
     expect(run.code).toBe(0);
-    for (const name of ['scripts load', 'scripts check', 'scripts manifest', 'backfill', 'verify', 'cleanup', 'demo']) {
+    for (const name of ['scripts load', 'scripts check', 'scripts manifest', 'backfill', 'verify', 'cleanup', 'stage init', 'stage set', 'status', 'demo']) {
       expect(run.stdout).toContain(`\n  ${name} `);
     }
   });
@@ -40,7 +40,7 @@ describe('redis-dual-write --help', () => {
       unknownCommand: await cli(['migrate']),
       scriptsAlone: await cli(['scripts']),
       unknownFlag: await cli(['verify', '--stage', 'live', '--colour']),
-      noStage: await cli(['backfill', ...url()]),
+      stageAlone: await cli(['stage']),
       badStage: await cli(['verify', '--stage', 'nope', ...url()]),
       badBatch: await cli(['verify', '--stage', 'live', '--batch-size', '0', ...url()]),
       badRate: await cli(['backfill', '--stage', 'live', '--rate', 'fast', ...url()]),
@@ -52,7 +52,7 @@ describe('redis-dual-write --help', () => {
     );
     expect(runs.unknownCommand.stderr).toContain("unknown command 'migrate'");
     expect(runs.unknownFlag.stderr).toContain("Unknown option '--colour'");
-    expect(runs.noStage.stderr).toContain('backfill needs --stage');
+    expect(runs.stageAlone.stderr).toContain('Usage: redis-dual-write stage <init|set> [options]');
     expect(runs.badStage.stderr).toContain("--stage: must be 'managed' or one of off, dualwrite, shadow, live, rampdown, complete");
     expect(runs.badBatch.stderr).toContain('--batch-size: must be an integer from 1 to 500');
     expect(runs.badRate.stderr).toContain('--rate must be a number above 0');
