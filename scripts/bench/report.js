@@ -98,6 +98,11 @@ async function report({ results, memory, jobs, runs, command, write, redis, serv
     writeFileSync(join(ROOT, 'bench', 'jobs-per-second.svg'), renderChart(results));
     console.log('wrote bench/results.json and bench/jobs-per-second.svg');
   }
+  writeDocs();
+}
+
+/** docs/BENCHMARKS.md from bench/results.json and bench/servers/, as they are on disk. */
+function writeDocs() {
   if (!existsSync(MAIN_RESULTS)) return;
   writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), markdown(JSON.parse(readFileSync(MAIN_RESULTS, 'utf8')), serverRuns()));
   console.log('wrote docs/BENCHMARKS.md');
@@ -144,6 +149,7 @@ function perServer(servers) {
   ];
   const differing = [];
   const apart = [];
+  const overlap = (a, b) => a && b && a.low <= b.high && b.low <= a.high;
   for (const [i, target] of targets.entries()) {
     const verdict = (s) => (s === null ? null : target.direction === 'at least' ? s.median >= target.target : s.median <= target.target);
     const spreads = servers.map((server) => ratiosOf(server, i));
@@ -152,7 +158,7 @@ function perServer(servers) {
       differing.push(`${target.what} (${spreads.map((s, k) => `${verdict(s) ? 'met' : 'not met'} on ${servers[k].server}`).join(', ')})`);
     }
     for (const [k, s] of spreads.entries()) {
-      if (k > 0 && s && spreads[0] && (s.low > spreads[0].high || s.high < spreads[0].low)) {
+      if (k > 0 && s && spreads[0] && !overlap(s, spreads[0])) {
         apart.push(`${target.what} on ${servers[k].server} (${cell(s, 2, '×')} against ${cell(spreads[0], 2, '×')})`);
       }
     }
@@ -168,12 +174,12 @@ function perServer(servers) {
   }
   const runs = servers.flatMap((server) => server.runs);
   const dates = runs.map((run) => run.env.date).sort();
-  const verdicts = differing.length === 0
-    ? `On the medians, every target has the verdict it has on ${base.server} on every server.`
-    : `On the medians, these verdicts differ between servers: ${differing.join('; ')}.`;
   const moves = apart.length === 0
-    ? `No ratio's range on another server falls outside ${base.server}'s range: the moves between servers are within the noise between runs on one server.`
-    : `These ratios fall outside ${base.server}'s range on another server, a move larger than the noise between runs: ${apart.join('; ')}.`;
+    ? `The ratios hold: on no other server does a ratio's range leave ${base.server}'s, so what moves between servers is within the noise from run to run on one server.`
+    : `These ratios leave ${base.server}'s range on another server, a move beyond the noise from run to run: ${apart.join('; ')}. The others hold within that noise.`;
+  const verdicts = differing.length === 0
+    ? `Every target has the same verdict on every server.`
+    : `On the medians, these verdicts differ between servers${apart.length === 0 ? ', all within that noise' : ''}: ${differing.join('; ')}.`;
   return `
 ## The same targets per server
 
@@ -184,7 +190,7 @@ the absolute numbers against the tables above (smaller runs).
 
 ${lines.join('\n')}
 
-${verdicts} ${moves}
+${moves} ${verdicts}
 `;
 }
 
@@ -238,4 +244,4 @@ entry and, with an idempotency key, that key for its TTL; in \`complete\`, one h
 ${perServer(servers)}`;
 }
 
-module.exports = { report };
+module.exports = { report, writeDocs };
