@@ -11,9 +11,9 @@ export type {
   RedisClusterHandle,
   StartRedisClusterOptions,
 } from './redis-cluster';
-export { findServerBinary, SERVER_BIN_VARIABLE, serverVersion } from './redis-binary';
+export { findServerBinary, serverVersion } from './redis-binary';
 export type { ServerBinary, ServerVersion } from './redis-binary';
-export { CONTAINER_IMAGE, CONTAINER_IMAGE_VARIABLE, CONTAINER_SERVERS, containerPlan } from './redis-container';
+export { CONTAINER_IMAGE, CONTAINER_SERVERS, containerPlan } from './redis-container';
 export type { ContainerPlan, ContainerServer } from './redis-container';
 export { reportSkipped } from './skipped';
 export { startFaultProxy } from './proxy';
