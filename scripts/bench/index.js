@@ -1,8 +1,10 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [--jobs N] [--runs 3] [--only a,b] [--no-write]
+// npm run bench [-- --quick] [--jobs N] [--runs 3] [--only a,b] [--no-write] [--server BIN]
 // Starts its own Redis (or uses REDIS_URL), warms up, runs every scenario `runs` times in rounds and
 // keeps each one's median, then prints ratios against the baselines and writes bench/results.json, bench/jobs-per-second.svg
 // and docs/BENCHMARKS.md. Not a test: nothing here asserts a timing.
+// --server BIN runs it on that server binary (a redis-server or valkey-server, as for REDIS_SERVER_BIN)
+// and files the run under bench/servers/ instead: docs/BENCHMARKS.md shows each server's ratios side by side.
 const { parseArgs } = require('node:util');
 const Redis = require('ioredis');
 const { Queue } = require('bullmq');
@@ -21,14 +23,20 @@ const { values: flags } = parseArgs({
     runs: { type: 'string' },
     only: { type: 'string' },
     'no-write': { type: 'boolean', default: false },
+    server: { type: 'string' },
   },
 });
+// The harness starts what REDIS_SERVER_BIN names, by the path given (never resolved: see src/testing).
+if (flags.server) process.env.REDIS_SERVER_BIN = flags.server;
 const jobs = Number(flags.jobs ?? (flags.quick ? 2_000 : 20_000));
 const runs = Number(flags.runs ?? (flags.quick ? 1 : 3));
 const only = flags.only ? new Set(flags.only.split(',')) : undefined;
+// How this run was made, for the docs; a server's path is this machine's, so only its kind is shown.
+const args = process.argv.slice(2).map((arg, i, all) => (all[i - 1] === '--server' ? '<binary>' : arg.replace(/^--server=.*/, '--server=<binary>')));
+const command = `npm run bench${args.length > 0 ? ` -- ${args.join(' ')}` : ''}`;
 
 async function main() {
-  const server = await startRedis({ serverArgs: ['--appendonly', 'no', '--save', ''] });
+  const server = await startRedis({ via: flags.server ? 'binary' : undefined, serverArgs: ['--appendonly', 'no', '--save', ''] });
   const redis = new Redis(server.url);
   const url = new URL(server.url);
   const bullmq = new Queue('bench', { connection: { host: url.hostname, port: Number(url.port) } });
@@ -41,7 +49,9 @@ async function main() {
     const groups = new Map();
     for (let round = 0; round <= runs; round++) {
       for (const [name, scenario] of chosen) {
-        await redis.flushall();
+        // SYNC: a lazy flush (Valkey 8+'s default) would free the last scenario's keys on a server
+        // thread while the next one is measured, billing its CPU to that scenario.
+        await redis.flushall('SYNC');
         const plan = await scenario({ redis, jobs, bullmq });
         groups.set(name, plan.group);
         const result = await measure(redis, plan);
@@ -54,14 +64,14 @@ async function main() {
       results[name] = { group: groups.get(name), ...median(measured.get(name), (r) => r.jobsPerSecond) };
       process.stdout.write(`${name.padEnd(34)} ${Math.round(results[name].jobsPerSecond)} jobs/s\n`);
     }
-    await redis.flushall();
+    await redis.flushall('SYNC');
     if (!only || only.has('redis-benchmark')) {
       const server = await redisBenchmark(url, jobs);
       if (server) results['redis-benchmark (EVALSHA, pipelined)'] = server;
     }
     if (!only || only.has('lifecycle')) Object.assign(results, await lifecycleRates(redis, flags.quick ? 2_000 : 10_000));
     const memory = !only || only.has('memory') ? await memoryPerJob(redis, bullmq, flags.quick ? 2_000 : 10_000) : {};
-    await report({ results, memory, jobs, runs, quick: flags.quick, write: !flags['no-write'], redis });
+    await report({ results, memory, jobs, runs, command, write: !flags['no-write'], redis, server: flags.server });
   } finally {
     await bullmq.close();
     redis.disconnect();

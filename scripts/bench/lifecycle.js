@@ -3,7 +3,7 @@ const pkg = require('../../dist');
 const { jobFields, wsOf } = require('./scenarios');
 
 async function lifecycleRates(redis, n) {
-  await redis.flushall();
+  await redis.flushall('SYNC');
   const now = String(Date.now());
   for (let start = 0; start < n; start += 500) {
     const pipeline = redis.pipeline();

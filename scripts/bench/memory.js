@@ -7,7 +7,9 @@ const { usedMemory } = require('./measure');
 const SMALL_PAYLOAD = { to: 'ada@example.com', n: 1 };
 
 async function perJob(redis, n, write) {
-  await redis.flushall();
+  // SYNC: Valkey 8+ flushes lazily by default (lazyfree-lazy-user-flush yes), so the memory of the
+  // last writer would still be freeing while this one is measured.
+  await redis.flushall('SYNC');
   const before = await usedMemory(redis);
   await write();
   return ((await usedMemory(redis)) - before) / n;

@@ -1,6 +1,6 @@
 // Turns one bench run into the table on stdout, bench/results.json, the SVG chart and
 // docs/BENCHMARKS.md. Ratios only compare figures of this one run.
-const { mkdirSync, writeFileSync } = require('node:fs');
+const { existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } = require('node:fs');
 const os = require('node:os');
 const { join } = require('node:path');
 const { renderChart } = require('./chart');
@@ -38,7 +38,10 @@ function ratioRows(results, memory) {
 async function environment(redis) {
   const info = await redis.info('server');
   const version = (name) => require(`${name}/package.json`).version;
+  const valkey = /valkey_version:([^\r\n]+)/.exec(info)?.[1];
   return {
+    // Valkey reports redis_version:7.2.4 for compatibility: name the server by its own version.
+    server: valkey ? `Valkey ${valkey}` : `Redis ${/redis_version:([^\r\n]+)/.exec(info)?.[1]}`,
     machine: `${os.cpus()[0]?.model ?? 'unknown CPU'}, ${os.cpus().length} cores, ${Math.round(os.totalmem() / 2 ** 30)} GiB, ${os.platform()} ${os.release()}`,
     node: process.version,
     redis: /redis_version:([^\r\n]+)/.exec(info)?.[1],
@@ -74,22 +77,124 @@ function memoryTable(memory) {
   return lines.join('\n');
 }
 
-async function report({ results, memory, jobs, runs, quick, write, redis }) {
+async function report({ results, memory, jobs, runs, command, write, redis, server }) {
   const env = await environment(redis);
   const ratios = ratioRows(results, memory);
-  const command = `npm run bench${quick ? ' -- --quick' : ''}`;
   console.log(`\n${resultTable(results)}\n\n${ratioTable(ratios)}\n`);
   if (Object.keys(memory).length > 0) console.log(`${memoryTable(memory)}\n`);
   if (!write) return;
-  mkdirSync(join(ROOT, 'bench'), { recursive: true });
+  mkdirSync(SERVERS_DIR, { recursive: true });
   mkdirSync(join(ROOT, 'docs'), { recursive: true });
-  writeFileSync(join(ROOT, 'bench', 'results.json'), `${JSON.stringify({ env, command, jobs, runs, results, ratios, memory }, null, 2)}\n`);
-  writeFileSync(join(ROOT, 'bench', 'jobs-per-second.svg'), renderChart(results));
-  writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), markdown({ env, command, jobs, runs, results, ratios, memory }));
-  console.log('wrote bench/results.json, bench/jobs-per-second.svg and docs/BENCHMARKS.md');
+  const run = { env, command, jobs, runs, results, ratios, memory };
+  if (server) {
+    // A run on a chosen server joins that server's earlier runs (the last RUNS_KEPT), so the
+    // per-server table shows each ratio's spread from run to run beside its median.
+    const file = join(SERVERS_DIR, `${env.server.toLowerCase().replace(/[^a-z0-9.]+/g, '-')}.json`);
+    const earlier = existsSync(file) ? JSON.parse(readFileSync(file, 'utf8')).runs : [];
+    writeFileSync(file, `${JSON.stringify({ server: env.server, runs: [...earlier, run].slice(-RUNS_KEPT) }, null, 2)}\n`);
+    console.log(`wrote ${file.slice(ROOT.length + 1)}`);
+  } else {
+    writeFileSync(MAIN_RESULTS, `${JSON.stringify(run, null, 2)}\n`);
+    writeFileSync(join(ROOT, 'bench', 'jobs-per-second.svg'), renderChart(results));
+    console.log('wrote bench/results.json and bench/jobs-per-second.svg');
+  }
+  writeDocs();
 }
 
-function markdown({ env, command, jobs, runs, results, ratios, memory }) {
+/** docs/BENCHMARKS.md from bench/results.json and bench/servers/, as they are on disk. */
+function writeDocs() {
+  if (!existsSync(MAIN_RESULTS)) return;
+  writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), markdown(JSON.parse(readFileSync(MAIN_RESULTS, 'utf8')), serverRuns()));
+  console.log('wrote docs/BENCHMARKS.md');
+}
+
+const MAIN_RESULTS = join(ROOT, 'bench', 'results.json');
+const SERVERS_DIR = join(ROOT, 'bench', 'servers');
+const RUNS_KEPT = 5;
+
+/** The runs filed by --server, one entry per server: Redis before Valkey, older versions first. */
+function serverRuns() {
+  if (!existsSync(SERVERS_DIR)) return [];
+  return readdirSync(SERVERS_DIR)
+    .filter((file) => file.endsWith('.json'))
+    .map((file) => JSON.parse(readFileSync(join(SERVERS_DIR, file), 'utf8')))
+    .sort((a, b) => a.server.localeCompare(b.server, 'en', { numeric: true }));
+}
+
+/** The median, lowest and highest of some numbers (nulls left out), or null for none. */
+function spread(values) {
+  const sorted = values.filter((v) => v !== null && v !== undefined && !Number.isNaN(v)).sort((a, b) => a - b);
+  if (sorted.length === 0) return null;
+  const middle = sorted.length / 2;
+  const median = sorted.length % 2 ? sorted[Math.floor(middle)] : (sorted[middle - 1] + sorted[middle]) / 2;
+  return { median, low: sorted[0], high: sorted[sorted.length - 1] };
+}
+
+const cell = (s, digits, unit = '') =>
+  s === null ? '-' : s.low === s.high ? `${fixed(s.median, digits)}${unit}` : `${fixed(s.median, digits)}${unit} (${fixed(s.low, digits)}–${fixed(s.high, digits)})`;
+
+/**
+ * Each target's ratio on each server, as the median of its runs with their range, and whether the
+ * ratios hold against the first server's: which verdicts on the medians differ, and which ranges
+ * do not even overlap the first server's (a move larger than the run-to-run noise).
+ */
+function perServer(servers) {
+  if (servers.length === 0) return '';
+  const [base] = servers;
+  const targets = base.runs[0].ratios;
+  const ratiosOf = (server, i) => spread(server.runs.map((run) => run.ratios[i]?.ratio));
+  const lines = [
+    `| target | wanted | ${servers.map((s) => `${s.server} (${s.runs.length} run${s.runs.length > 1 ? 's' : ''})`).join(' | ')} |`,
+    `| --- | --- |${servers.map(() => ' ---: |').join('')}`,
+  ];
+  const differing = [];
+  const apart = [];
+  const overlap = (a, b) => a && b && a.low <= b.high && b.low <= a.high;
+  for (const [i, target] of targets.entries()) {
+    const verdict = (s) => (s === null ? null : target.direction === 'at least' ? s.median >= target.target : s.median <= target.target);
+    const spreads = servers.map((server) => ratiosOf(server, i));
+    lines.push(`| ${target.what} | ${target.direction} ${target.target}× | ${spreads.map((s) => `${cell(s, 2, '×')}${verdict(s) === null ? '' : verdict(s) ? ' met' : ' not met'}`).join(' | ')} |`);
+    if (spreads.some((s) => verdict(s) !== verdict(spreads[0]))) {
+      differing.push(`${target.what} (${spreads.map((s, k) => `${verdict(s) ? 'met' : 'not met'} on ${servers[k].server}`).join(', ')})`);
+    }
+    for (const [k, s] of spreads.entries()) {
+      if (k > 0 && s && spreads[0] && !overlap(s, spreads[0])) {
+        apart.push(`${target.what} on ${servers[k].server} (${cell(s, 2, '×')} against ${cell(spreads[0], 2, '×')})`);
+      }
+    }
+  }
+  const figure = (pick, digits, label) =>
+    lines.push(`| ${label} | | ${servers.map((server) => cell(spread(server.runs.map(pick)), digits)).join(' | ')} |`);
+  for (const scenario of ['enqueue x64', 'enqueueMany x100', 'bullmq add x64']) {
+    figure((run) => run.results[scenario]?.jobsPerSecond, 0, `${scenario}: jobs/s`);
+    figure((run) => run.results[scenario]?.serverCpuUsPerJob, 1, `${scenario}: server CPU µs/job`);
+  }
+  for (const payload of Object.keys(base.runs[0].memory)) {
+    figure((run) => run.memory[payload]?.['package, dualwrite'], 0, `memory per job, package in dualwrite, ${payload} (bytes)`);
+  }
+  const runs = servers.flatMap((server) => server.runs);
+  const dates = runs.map((run) => run.env.date).sort();
+  const moves = apart.length === 0
+    ? `The ratios hold: on no other server does a ratio's range leave ${base.server}'s, so what moves between servers is within the noise from run to run on one server.`
+    : `These ratios leave ${base.server}'s range on another server, a move beyond the noise from run to run: ${apart.join('; ')}. The others hold within that noise.`;
+  const verdicts = differing.length === 0
+    ? `Every target has the same verdict on every server.`
+    : `On the medians, these verdicts differ between servers${apart.length === 0 ? ', all within that noise' : ''}: ${differing.join('; ')}.`;
+  return `
+## The same targets per server
+
+\`${base.runs[0].command}\` on each server in turn, on this machine, between ${dates[0]} and
+${dates[dates.length - 1]}: each figure is the median of that server's runs, with the lowest and
+highest in brackets, which show the noise from run to run. Read the ratios against each other, not
+the absolute numbers against the tables above (smaller runs).
+
+${lines.join('\n')}
+
+${moves} ${verdicts}
+`;
+}
+
+function markdown({ env, command, jobs, runs, results, ratios, memory }, servers) {
   return `# Benchmarks
 
 One run of \`${command}\`: ${runs} round(s) over every scenario, ${jobs} jobs each, after a warm-up
@@ -97,7 +202,7 @@ round, and each scenario's median run is shown. Client and server share the mach
 it; the ratios are what to read.
 
 - Machine: ${env.machine}
-- Node ${env.node}, Redis ${env.redis}, ioredis ${env.ioredis}, bullmq ${env.bullmq}
+- Node ${env.node}, ${env.server ?? `Redis ${env.redis}`}, ioredis ${env.ioredis}, bullmq ${env.bullmq}
 - Run at ${env.date}; Redis started by the harness with persistence off
 
 ![jobs per second per scenario](../bench/jobs-per-second.svg)
@@ -136,7 +241,7 @@ ${memoryTable(memory)}
 
 What a job costs: while dual writing, two hashes (each holding the payload), a queue entry, an index
 entry and, with an idempotency key, that key for its TTL; in \`complete\`, one hash fewer.
-`;
+${perServer(servers)}`;
 }
 
-module.exports = { report };
+module.exports = { report, writeDocs };

@@ -1,6 +1,6 @@
 import type { RedisHandle } from './handle';
-import { findRedisServer, startRedisBinary } from './redis-binary';
-import { containerRuntimeLikely, startRedisContainer } from './redis-container';
+import { findServerBinary, SERVER_BIN_VARIABLE, startRedisBinary } from './redis-binary';
+import { containerRuntimeLikely, startRedisContainer, type ContainerServer } from './redis-container';
 
 export type { RedisHandle } from './handle';
 export { redisClusterSupport, startRedisCluster } from './redis-cluster';
@@ -13,20 +13,35 @@ export type {
 } from './redis-cluster';
 export { moveSlot } from './reshard';
 export type { MoveSlotOptions, SlotMove } from './reshard';
+export { findServerBinary, serverVersion } from './redis-binary';
+export type { ServerBinary, ServerVersion } from './redis-binary';
+export { CONTAINER_IMAGE, CONTAINER_SERVERS, containerPlan } from './redis-container';
+export type { ContainerPlan, ContainerServer } from './redis-container';
+export { reportSkipped } from './skipped';
 export { startFaultProxy } from './proxy';
 export type { DropRepliesOptions, FaultProxy, FaultProxyOptions, FaultProxyStats, ReplyDrop } from './proxy';
 export { flushScriptsEvery, setMaxMemory, usedMemory } from './server-faults';
 export type { MemoryCap, ScriptFlusher } from './server-faults';
 
 export interface StartRedisOptions {
-  /** Force one way; by default: REDIS_URL, else a container runtime, else redis-server on PATH. */
+  /**
+   * Force one way; by default: REDIS_URL, else the binary REDIS_SERVER_BIN names, else a container
+   * runtime, else redis-server on PATH.
+   */
   via?: RedisHandle['via'];
-  /** Extra redis-server arguments, e.g. ['--maxmemory', '10mb'] (ignored for REDIS_URL). */
+  /** Extra server arguments, e.g. ['--maxmemory', '10mb'] (ignored for REDIS_URL). */
   serverArgs?: readonly string[];
+  /**
+   * The container image: a key of CONTAINER_SERVERS ('redis-7.0', 'redis-8.0', 'valkey-8.0',
+   * 'valkey-9.1') or any image reference; default REDIS_CONTAINER_IMAGE, else CONTAINER_IMAGE.
+   * Only for a container.
+   */
+  image?: ContainerServer | (string & {});
 }
 
 const HOW_TO_GET_REDIS = `No Redis is available for tests. Any one of these works:
   - set REDIS_URL to a Redis 7+ that the tests may flush (never a shared one);
+  - set ${SERVER_BIN_VARIABLE} to a redis-server 7+ or valkey-server binary;
   - run a Docker-compatible container runtime and install testcontainers 11 (npm i -D testcontainers@11);
   - install redis-server 7+ so it is on PATH (Debian/Ubuntu: apt-get install redis-server; macOS: brew install redis).`;
 
@@ -37,19 +52,21 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     case 'url':
       return externalRedis();
     case 'container':
-      return startRedisContainer(options.serverArgs);
+      return startRedisContainer(options.image, options.serverArgs);
     case 'binary': {
-      const binary = findRedisServer();
+      const binary = findServerBinary();
       if (!binary) throw new Error(HOW_TO_GET_REDIS);
-      return startRedisBinary(binary, options.serverArgs);
+      return startRedisBinary(binary.path, options.serverArgs);
     }
   }
 }
 
 function defaultWay(): RedisHandle['via'] {
   if (process.env.REDIS_URL) return 'url';
+  // A binary named on purpose wins over a container runtime that merely happens to be there.
+  if (process.env[SERVER_BIN_VARIABLE]) return 'binary';
   if (containerRuntimeLikely() && testcontainersInstalled()) return 'container';
-  if (findRedisServer()) return 'binary';
+  if (findServerBinary()) return 'binary';
   throw new Error(HOW_TO_GET_REDIS);
 }
 

@@ -1,10 +1,10 @@
-import { spawnSync, type ChildProcess } from 'node:child_process';
+import type { ChildProcess } from 'node:child_process';
 import { mkdirSync, mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import Redis from 'ioredis';
 import { keySlot, SLOT_COUNT } from '../cluster/slot';
-import { findRedisServer } from './redis-binary';
+import { findServerBinary, SERVER_BIN_VARIABLE, serverVersion } from './redis-binary';
 import { freePort, spawnRedisServer, terminate } from './server-process';
 
 /** One node of a test cluster, as a seed for `new Cluster(handle.nodes)`. */
@@ -58,16 +58,21 @@ process.once('exit', () => {
 });
 
 /**
- * Whether this machine can run a test cluster: a redis-server 7+ on PATH (every build since 3.0
- * has cluster mode; the package's scripts need 7.0). Synchronous, so a test file decides at load.
+ * Whether this machine can run a test cluster: a server binary 7+ (REDIS_SERVER_BIN, else
+ * redis-server on PATH; every build since 3.0 has cluster mode, the package's scripts need 7.0).
+ * Synchronous, so a test file decides at load.
  */
 export function redisClusterSupport(): ClusterSupport {
-  const binary = findRedisServer();
-  if (!binary) return { supported: false, reason: 'no redis-server on PATH (a cluster needs the binary, not REDIS_URL)' };
-  const version = spawnSync(binary, ['--version'], { encoding: 'utf8', timeout: 5_000 });
-  const major = Number(/v=(\d+)\./.exec(version.stdout ?? '')?.[1]);
-  if (!(major >= 7)) return { supported: false, reason: `redis-server at ${binary} is not 7.0 or later (${(version.stdout ?? '').trim()})` };
-  return { supported: true, binary };
+  try {
+    const binary = findServerBinary();
+    if (!binary) {
+      return { supported: false, reason: `no redis-server on PATH and no ${SERVER_BIN_VARIABLE} (a cluster needs a server binary, not REDIS_URL)` };
+    }
+    serverVersion(binary.path);
+    return { supported: true, binary: binary.path };
+  } catch (error) {
+    return { supported: false, reason: (error as Error).message };
+  }
 }
 
 /**

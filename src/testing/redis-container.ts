@@ -3,7 +3,47 @@ import { homedir } from 'node:os';
 import { join } from 'node:path';
 import type { RedisHandle } from './handle';
 
+/** The image started when none is chosen. */
 export const CONTAINER_IMAGE = 'redis:7.2-alpine';
+
+/**
+ * The servers this package is tested on, as container images with exact tags (a floating tag
+ * would change the server under a passing suite).
+ */
+export const CONTAINER_SERVERS = {
+  'redis-7.0': 'redis:7.0.15',
+  'redis-8.0': 'redis:8.0.2',
+  'valkey-8.0': 'valkey/valkey:8.0.1',
+  'valkey-9.1': 'valkey/valkey:9.1.0',
+} as const;
+
+export type ContainerServer = keyof typeof CONTAINER_SERVERS;
+
+/** Names the image when startRedis() is given none: a key of CONTAINER_SERVERS or any image reference. */
+export const CONTAINER_IMAGE_VARIABLE = 'REDIS_CONTAINER_IMAGE';
+
+export interface ContainerPlan {
+  image: string;
+  /** The container's command: the server program the image has, then its arguments. */
+  command: string[];
+}
+
+/**
+ * Which image to start and how: `image` is a key of CONTAINER_SERVERS, an image reference, or
+ * undefined for REDIS_CONTAINER_IMAGE, else CONTAINER_IMAGE. Valkey's images have valkey-server,
+ * Redis' images redis-server.
+ */
+export function containerPlan(image: string | undefined, extraArgs: readonly string[] = []): ContainerPlan {
+  const chosen = image ?? (process.env[CONTAINER_IMAGE_VARIABLE] || CONTAINER_IMAGE);
+  const reference: string = Object.hasOwn(CONTAINER_SERVERS, chosen) ? CONTAINER_SERVERS[chosen as ContainerServer] : chosen;
+  const program = imageRepository(reference).split('/').pop() === 'valkey' ? 'valkey-server' : 'redis-server';
+  return { image: reference, command: [program, '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', ...extraArgs] };
+}
+
+/** 'valkey/valkey' from 'valkey/valkey:8.0.1', 'registry:5000/valkey' from 'registry:5000/valkey@sha256:...'. */
+function imageRepository(reference: string): string {
+  return reference.split('@')[0].replace(/:[^/]*$/, '');
+}
 
 /** A cheap look for a Docker-compatible runtime, before paying for testcontainers' own probe. */
 export function containerRuntimeLikely(): boolean {
@@ -13,12 +53,13 @@ export function containerRuntimeLikely(): boolean {
   return sockets.some((socket) => existsSync(socket));
 }
 
-/** Redis in a container through testcontainers (an optional peer dependency). */
-export async function startRedisContainer(extraArgs: readonly string[] = []): Promise<RedisHandle> {
+/** Redis or Valkey in a container through testcontainers (an optional peer dependency). */
+export async function startRedisContainer(image?: string, extraArgs: readonly string[] = []): Promise<RedisHandle> {
+  const plan = containerPlan(image, extraArgs);
   const { GenericContainer, Wait } = await import('testcontainers');
-  const container = await new GenericContainer(CONTAINER_IMAGE)
+  const container = await new GenericContainer(plan.image)
     .withExposedPorts(6379)
-    .withCommand(['redis-server', '--save', '', '--appendonly', 'yes', '--appendfsync', 'always', ...extraArgs])
+    .withCommand(plan.command)
     .withWaitStrategy(Wait.forLogMessage('Ready to accept connections'))
     .start();
   let stopped = false;

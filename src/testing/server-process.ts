@@ -8,7 +8,10 @@ process.once('exit', () => {
   for (const child of running) child.kill('SIGKILL');
 });
 
-/** Starts redis-server with `args` and resolves once it accepts connections; `label` names it in errors. */
+/**
+ * Starts a server binary (redis-server, or valkey-server: both print the same ready line) with `args`
+ * and resolves once it accepts connections; `label` names it in errors.
+ */
 export function spawnRedisServer(binary: string, args: readonly string[], label: string): Promise<ChildProcess> {
   const child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
   running.add(child);

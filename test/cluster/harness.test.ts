@@ -2,10 +2,12 @@
  * The cluster harness itself (redis-dual-write/testing): the cluster it starts is whole and ok on
  * every node, a failover hands a master's slots to its replica, and stop() leaves nothing behind.
  */
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, rmSync, symlinkSync } from 'node:fs';
 import { connect } from 'node:net';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
 import Redis from 'ioredis';
-import { startRedisCluster } from '../../src/testing';
+import { findServerBinary, redisClusterSupport, startRedisCluster } from '../../src/testing';
 import { describeCluster } from '../support/cluster';
 
 describeCluster('startRedisCluster', () => {
@@ -16,6 +18,7 @@ describeCluster('startRedisCluster', () => {
     try {
       const infos = await Promise.all([master, replica].map(async (client) => String(await client.cluster('INFO'))));
       const roles = await Promise.all([master, replica].map(async (client) => ((await client.call('ROLE')) as string[])[0]));
+      const executables = await Promise.all([master, replica].map(async (client) => /executable:(.*)\r/.exec(await client.info('server'))?.[1]));
 
       const failover = await handle.failover();
       const rolesAfter = await Promise.all([master, replica].map(async (client) => ((await client.call('ROLE')) as string[])[0]));
@@ -23,6 +26,8 @@ describeCluster('startRedisCluster', () => {
       expect(handle.nodes).toHaveLength(2);
       for (const info of infos) expect(info).toMatch(/cluster_state:ok[\s\S]*cluster_slots_assigned:16384[\s\S]*cluster_known_nodes:2/);
       expect(roles).toEqual(['master', 'slave']);
+      // Every node runs the binary this run chose (REDIS_SERVER_BIN, else PATH), by the path given.
+      expect(executables).toEqual([findServerBinary()!.path, findServerBinary()!.path]);
       expect(failover).toMatchObject({ from: handle.nodes[0], to: handle.nodes[1] });
       expect(Number.isFinite(failover.durationMs)).toBe(true);
       expect(rolesAfter).toEqual(['slave', 'master']);
@@ -36,6 +41,49 @@ describeCluster('startRedisCluster', () => {
     expect(existsSync(handle.dir)).toBe(false);
     for (const node of handle.nodes) expect(await dial(node.host, node.port)).toBe('ECONNREFUSED');
     await handle.stop(); // twice is fine
+  });
+});
+
+describe('redisClusterSupport', () => {
+  it('takes the binary REDIS_SERVER_BIN names, and says why it cannot when that is no server', () => {
+    const dir = mkdtempSync(join(tmpdir(), 'redis-dual-write-bin-'));
+    const saved = process.env.REDIS_SERVER_BIN;
+    try {
+      const server = join(dir, 'chosen-server');
+      const checker = join(dir, 'redis-check-rdb');
+      symlinkSync(findServerBinary()!.path, server);
+      symlinkSync(findServerBinary()!.path, checker);
+
+      process.env.REDIS_SERVER_BIN = server;
+      const chosen = redisClusterSupport();
+      process.env.REDIS_SERVER_BIN = checker;
+      const refused = redisClusterSupport();
+      process.env.REDIS_SERVER_BIN = join(dir, 'missing');
+      const missing = redisClusterSupport();
+
+      expect(chosen).toEqual({ supported: true, binary: server });
+      expect(refused).toEqual({ supported: false, reason: expect.stringMatching(/^\S+redis-check-rdb is not a Redis or Valkey server: .*link named valkey-server or redis-server/) });
+      expect(missing).toEqual({ supported: false, reason: `REDIS_SERVER_BIN=${join(dir, 'missing')} is not an executable file` });
+    } finally {
+      if (saved === undefined) delete process.env.REDIS_SERVER_BIN;
+      else process.env.REDIS_SERVER_BIN = saved;
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('says where to get a binary when there is none', () => {
+    const saved = { PATH: process.env.PATH, REDIS_SERVER_BIN: process.env.REDIS_SERVER_BIN };
+    process.env.PATH = '/nonexistent';
+    delete process.env.REDIS_SERVER_BIN;
+    try {
+      expect(redisClusterSupport()).toEqual({
+        supported: false,
+        reason: 'no redis-server on PATH and no REDIS_SERVER_BIN (a cluster needs a server binary, not REDIS_URL)',
+      });
+    } finally {
+      process.env.PATH = saved.PATH;
+      if (saved.REDIS_SERVER_BIN !== undefined) process.env.REDIS_SERVER_BIN = saved.REDIS_SERVER_BIN;
+    }
   });
 });
 

@@ -1,5 +1,5 @@
 import { Cluster, type Redis } from 'ioredis';
-import { redisClusterSupport, startRedisCluster, type RedisClusterHandle } from '../../src/testing';
+import { redisClusterSupport, reportSkipped, startRedisCluster, type RedisClusterHandle } from '../../src/testing';
 import { redisState, type KeyState } from './state';
 
 export interface ClusterContext {
@@ -8,13 +8,16 @@ export interface ClusterContext {
 }
 
 const support = redisClusterSupport();
-if (!support.supported) {
-  // The one case these tests may not run: say so where a reader of the test output looks.
-  console.warn(`Redis Cluster tests skipped: ${support.reason}. Install redis-server 7+ to run them.`);
-}
 
-/** `describe`, or `describe.skip` when this machine's redis-server cannot run a cluster. */
-export const describeCluster: jest.Describe = support.supported ? describe : describe.skip;
+/**
+ * `describe`, or, when this machine's server binary cannot run a cluster, `describe.skip` with a
+ * `SKIPPED` line saying which tests and why: the one case these tests may not run.
+ */
+export function describeCluster(name: string, tests: () => void): void {
+  if (support.supported) return describe(name, tests);
+  reportSkipped(`Redis Cluster tests "${name}"`, `${support.reason}; install redis-server 7+ or set REDIS_SERVER_BIN to run them`);
+  describe.skip(name, tests);
+}
 
 /**
  * One private cluster per test file (three masters, three replicas), emptied before each test:
