@@ -25,7 +25,7 @@ beforeAll(() => {
   const source = join(work, 'source');
   for (const file of PACKAGE_FILES) cpSync(join(ROOT, file), join(source, file), { recursive: true });
   symlinkSync(join(ROOT, 'node_modules'), join(source, 'node_modules'), 'dir');
-  execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: source, stdio: 'pipe' });
+  execFileSync('npm', ['pack', '--silent', '--pack-destination', work], { cwd: source, stdio: 'pipe', timeout: 60_000 });
   const tarball = readdirSync(work).find((file) => file.endsWith('.tgz'));
   if (!tarball) throw new Error('npm pack made no tarball');
 
@@ -36,6 +36,8 @@ beforeAll(() => {
   execFileSync('npm', ['install', '--offline', '--no-audit', '--no-fund', '--legacy-peer-deps', '--ignore-scripts', join(work, tarball)], {
     cwd: app,
     stdio: 'pipe',
+    // An offline install that waits on the network anyway fails here, not at jest's hook timeout.
+    timeout: 60_000,
   });
   for (const peer of ['ioredis', 'prom-client', '@types']) {
     mkdirSync(join(app, 'node_modules', peer, '..'), { recursive: true });

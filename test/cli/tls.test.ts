@@ -15,12 +15,11 @@ import { startSilentServer, type SilentServer } from '../support/silent-server';
 import { hash, jobFields, redisState, zset } from '../support/state';
 import { describeTls, makeCertificates, SERVER_NAME, tlsServerArgs, type Certificates } from '../support/tls';
 
-const describeWithTls = describeTls();
 const SHAS = [...loadScripts().values()].map((script) => script.sha1);
 /** A TLS ClientHello starts with a handshake record: content type 22, version 3.x. */
 const TLS_HANDSHAKE = Buffer.from([0x16, 0x03]);
 
-describeWithTls('TLS to one server that has no cleartext port and asks for client certificates', () => {
+describeTls('TLS to one server that has no cleartext port and asks for client certificates', () => {
   const plain = useRedis();
   let certificates: Certificates;
   let server: RedisHandle;
@@ -134,7 +133,7 @@ describeWithTls('TLS to one server that has no cleartext port and asks for clien
   });
 });
 
-describeWithTls('TLS to a Redis Cluster: tls-port on every node, --tls-cluster and --tls-replication', () => {
+describeTls('TLS to a Redis Cluster: tls-port on every node, --tls-cluster and --tls-replication', () => {
   let certificates: Certificates;
   let handle: RedisClusterHandle;
   let cluster: Cluster;

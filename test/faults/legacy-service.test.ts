@@ -11,17 +11,14 @@ import Redis from 'ioredis';
 import { DualWriteQueue } from '../../src';
 import { makeMigration } from '../migrate/fixtures';
 import { useRedis } from '../support/redis';
+import { describeWhen } from '../support/requires';
 import { redisState } from '../support/state';
 
 const PYTHON = process.env.LEGACY_PYTHON ?? '/usr/bin/python3';
 const SERVICE = join(__dirname, '..', 'support', 'legacy', 'legacy_service.py');
 
 const probe = spawnSync(PYTHON, ['-c', 'import redis'], { encoding: 'utf8' });
-const legacyServiceRuns = probe.status === 0;
-if (!legacyServiceRuns) {
-  console.warn(`SKIPPED legacy-service: ${PYTHON} cannot import redis (install Debian's python3-redis, or set LEGACY_PYTHON)`);
-}
-const describeWithPython = legacyServiceRuns ? describe : describe.skip;
+const python = { supported: probe.status === 0, reason: `${PYTHON} cannot import redis` };
 
 const ctx = useRedis();
 
@@ -37,7 +34,7 @@ function runLegacyService(url: string, jobs: number, seconds: number): Promise<{
   });
 }
 
-describeWithPython('the legacy service beside the package', () => {
+describeWhen(python, 'the legacy service beside the package', "install Debian's python3-redis, or set LEGACY_PYTHON", () => {
   it('in dualwrite: every job taken exactly once, none set aside, verify runs throughout, and a resync levels the layouts', async () => {
     const clients = Array.from({ length: 3 }, () => new Redis(ctx.handle.url));
     const [producer, workerA, workerB] = clients.map((redis) => new DualWriteQueue({ heartbeat: false, redis, stage: 'dualwrite', metrics: false }));

@@ -1,5 +1,6 @@
 import { Cluster, type Redis } from 'ioredis';
-import { redisClusterSupport, reportSkipped, startRedisCluster, type RedisClusterHandle } from '../../src/testing';
+import { redisClusterSupport, startRedisCluster, type RedisClusterHandle } from '../../src/testing';
+import { describeWhen } from './requires';
 import { redisState, type KeyState } from './state';
 
 export interface ClusterContext {
@@ -9,14 +10,9 @@ export interface ClusterContext {
 
 const support = redisClusterSupport();
 
-/**
- * `describe`, or, when this machine's server binary cannot run a cluster, `describe.skip` with a
- * `SKIPPED` line saying which tests and why: the one case these tests may not run.
- */
+/** The tests of a cluster, where this machine's server binary can run one (see describeWhen). */
 export function describeCluster(name: string, tests: () => void): void {
-  if (support.supported) return describe(name, tests);
-  reportSkipped(`Redis Cluster tests "${name}"`, `${support.reason}; install redis-server 7+ or set REDIS_SERVER_BIN to run them`);
-  describe.skip(name, tests);
+  describeWhen(support, `Redis Cluster: ${name}`, 'install redis-server 7+ or set REDIS_SERVER_BIN to run them', tests);
 }
 
 /**

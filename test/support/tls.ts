@@ -8,6 +8,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import type { ConnectionOptions } from 'node:tls';
 import { redisClusterSupport } from '../../src/testing';
+import { describeWhen } from './requires';
 
 /** The name on the server certificate. It has no IP address: reaching 127.0.0.1 needs a servername. */
 export const SERVER_NAME = 'redis.test';
@@ -151,11 +152,7 @@ const port = () => new Promise((resolve) => { const s = net.createServer(); s.li
 })();
 `;
 
-/** `describe` when this machine can run the TLS tests; else one SKIPPED line and `describe.skip`. */
-export function describeTls(): jest.Describe {
-  const found = tlsSupport();
-  if (found.supported) return describe;
-  // The one case these tests may not run: say so where a reader of the test output looks.
-  console.warn(`SKIPPED tls: ${found.reason}`);
-  return describe.skip;
+/** The TLS tests, where this machine's server binary was built with TLS (see describeWhen). */
+export function describeTls(name: string, tests: () => void): void {
+  describeWhen(tlsSupport(), `TLS: ${name}`, 'install a redis-server built with TLS (Debian\'s is) to run them', tests);
 }
