@@ -2,8 +2,9 @@
 -- backfill_batch v2: copy a bounded batch of legacy jobs into the new layout. A record that already
 -- exists in the new layout is never overwritten, except in resync mode, where the record updated
 -- later wins: a legacy twin updated later (after a stay in off) replaces the new record, and a new
--- record updated later (after a stay in complete) replaces the legacy one, when the plan writes the
--- legacy layout. A copied job joins its workspace index and expires at the legacy record's absolute
+-- record updated later (after a stay in complete) is written over the legacy one, when the plan
+-- writes the legacy layout (fields only the legacy record has are kept in both: the legacy service
+-- may own them). A copied job joins its workspace index and expires at the legacy record's absolute
 -- expiry time, to the millisecond.
 --
 -- @keys 1 + 3 per job (at most 500 jobs per call)
@@ -27,7 +28,8 @@
 --   {'resynced', fields}        resync: the new record was older and is now the legacy record, or its
 --                               expiry was not the legacy one's and now is; fields: the names that
 --                               differed, sorted ({} when only the expiry did)
---   {'resynced_legacy', fields} resync: the legacy record was older and is now the new record
+--   {'resynced_legacy', fields} resync: the legacy record was older and now holds the new record's
+--                               fields and expiry; fields only it had stay, and join the new record
 --   {'same', indexed}           the new record already equals the legacy one; indexed '1' when the
 --                               job was missing from its index and was added
 --   {'conflict', fields}        both exist and differ (resync: neither was updated later, or the
@@ -122,7 +124,17 @@ local function run()
         elseif resync and writeLegacy and tonumber(legacy['updated_at']) and tonumber(new['updated_at'])
           and tonumber(new['updated_at']) > tonumber(legacy['updated_at']) then
           result = {'resynced_legacy', differing}
-          write = {action = 'replace', target = legacyKey, flat = redis.call('HGETALL', newKey),
+          -- The legacy record keeps the fields only it has (the legacy service may write and read
+          -- them) and the new record gains them, so both end equal and nothing is dropped.
+          local newFlat, newRecord = record(newKey)
+          local extras = {}
+          for name, value in pairs(legacy) do
+            if newRecord[name] == nil then
+              extras[#extras + 1] = name
+              extras[#extras + 1] = value
+            end
+          end
+          write = {action = 'merge', target = legacyKey, flat = newFlat, extras = extras,
                    createdAt = legacy['created_at'], expiresAt = redis.call('PEXPIRETIME', newKey)}
         else
           result = {'conflict', differing}
@@ -131,7 +143,7 @@ local function run()
     end
     if write then
       -- The record written: the new one, but for a resync the legacy record lost.
-      write.target, write.indexKey, write.jobId = write.target or newKey, indexKey, jobId
+      write.target, write.newKey, write.indexKey, write.jobId = write.target or newKey, newKey, indexKey, jobId
       writes[#writes + 1] = write
     end
     results[job] = result
@@ -140,10 +152,11 @@ local function run()
   -- Redis checks ACLs at each command, so ask about every write before the first one.
   for _, write in ipairs(writes) do
     local checks = {{'ZADD', write.indexKey, 'NX', '0', write.jobId}}
-    if write.action == 'copy' or write.action == 'replace' then checks[#checks + 1] = {'HSET', write.target, 'f', 'v'} end
+    if write.flat then checks[#checks + 1] = {'HSET', write.target, 'f', 'v'} end
     if write.action == 'replace' then checks[#checks + 1] = {'DEL', write.target} end
+    if write.extras and #write.extras > 0 then checks[#checks + 1] = {'HSET', write.newKey, 'f', 'v'} end
     if write.expiresAt and write.expiresAt > 0 then checks[#checks + 1] = {'PEXPIREAT', write.target, '1'} end
-    if write.action == 'expiry' and write.expiresAt < 0 then checks[#checks + 1] = {'PERSIST', write.target} end
+    if (write.action == 'expiry' or write.action == 'merge') and write.expiresAt < 0 then checks[#checks + 1] = {'PERSIST', write.target} end
     for _, check in ipairs(checks) do
       if not redis.acl_check_cmd(unpack(check)) then return {'NO_PERMISSION', check[1], check[2]} end
     end
@@ -151,12 +164,13 @@ local function run()
 
   -- Phase 2: all checks passed; from here on only writes.
   for _, write in ipairs(writes) do
-    -- A replaced record loses the fields the other lacks, so both layouts end equal.
+    -- A replaced new record loses the fields the newer legacy one lacks, so both layouts end equal.
     if write.action == 'replace' then redis.call('DEL', write.target) end
-    if write.action == 'copy' or write.action == 'replace' then redis.call('HSET', write.target, unpack(write.flat)) end
+    if write.flat then redis.call('HSET', write.target, unpack(write.flat)) end
+    if write.extras and #write.extras > 0 then redis.call('HSET', write.newKey, unpack(write.extras)) end
     if write.expiresAt and write.expiresAt > 0 then
       redis.call('PEXPIREAT', write.target, write.expiresAt)
-    elseif write.action == 'expiry' then
+    elseif write.action == 'expiry' or write.action == 'merge' then
       redis.call('PERSIST', write.target)
     end
     redis.call('ZADD', write.indexKey, 'NX', write.createdAt, write.jobId)

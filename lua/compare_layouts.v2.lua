@@ -3,11 +3,12 @@
 -- fields its two records disagree on and when each expires, each job in one consistent snapshot, so
 -- a dual write or update landing mid-check is never mistaken for a divergence. Reads only.
 --
--- @keys 1 + 3 per job (at most 500 jobs per call)
--- KEYS[1]    stageKey   hash  the layout's stage record (see the include below)
--- KEYS[3i-1] legacyKey  hash  job:<jobId>
--- KEYS[3i]   newKey     hash  ws:<workspaceId>:job:<jobId>
--- KEYS[3i+1] indexKey   zset  ws:<workspaceId>:jobs
+-- @keys 2 + 3 per job (at most 500 jobs per call)
+-- KEYS[1]    stageKey     hash  the layout's stage record (see the include below)
+-- KEYS[2]    expiriesKey  zset  queue:<name>:expiries, "<workspaceId>:<jobId>" -> when retention removes it (ms)
+-- KEYS[3i]   legacyKey    hash  job:<jobId>
+-- KEYS[3i+1] newKey       hash  ws:<workspaceId>:job:<jobId>
+-- KEYS[3i+2] indexKey     zset  ws:<workspaceId>:jobs
 --
 -- ARGV[1]    stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
 -- ARGV[2]    the plan in static mode (src/stages.ts planCode)
@@ -19,7 +20,7 @@
 -- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', results}   one result per job, in KEYS order:
---                     {legacy, new, indexed, differingFields, legacyExpiresAt, newExpiresAt}
+--                     {legacy, new, indexed, differingFields, legacyExpiresAt, newExpiresAt, expired}
 --     legacy           'none' | 'ours' (its workspace_id is ARGV[2i+2]) | 'foreign' | another key type
 --     new              'none' | 'hash' | another key type
 --     indexed          '1' | '0' ('0' too when the index key holds another type)
@@ -27,16 +28,22 @@
 --                      of this workspace and ARGV[3] is '1')
 --     legacyExpiresAt, newExpiresAt  PEXPIRETIME of each record: ms since the epoch, -1 for none
 --                      (both -1 unless differingFields was read)
+--     expired          '1' when retention's time for the job has come (the expiries set, server time):
+--                      its records are gone, or about to be, and the sweep has yet to take its entries
 -- A legacy key is global (job:<jobId>): one whose workspace_id is another workspace's is not this
 -- job's legacy record.
 
 -- @include stage.v1.lua
 
 local function run()
-  local jobCount = (#KEYS - 1) / 3
+  local jobCount = (#KEYS - 2) / 3
   if jobCount < 1 or jobCount > 500 or jobCount % 1 ~= 0 or #ARGV ~= 3 + 2 * jobCount then
-    return redis.error_reply('ERR compare_layouts takes the stage key and 1 to 500 jobs of 3 keys and 2 arguments each')
+    return redis.error_reply('ERR compare_layouts takes the stage and expiries keys and 1 to 500 jobs of 3 keys and 2 arguments each')
   end
+  local expiriesKey = KEYS[2]
+  local expiriesReadable = redis.call('TYPE', expiriesKey)['ok'] == 'zset'
+  local time = redis.call('TIME')
+  local nowMs = tonumber(time[1]) * 1000 + math.floor(tonumber(time[2]) / 1000)
   local compareFields = ARGV[3] == '1'
 
   local function keyType(key)
@@ -64,7 +71,7 @@ local function run()
 
   local results = {}
   for job = 1, jobCount do
-    local legacyKey, newKey, indexKey = KEYS[3 * job - 1], KEYS[3 * job], KEYS[3 * job + 1]
+    local legacyKey, newKey, indexKey = KEYS[3 * job], KEYS[3 * job + 1], KEYS[3 * job + 2]
     local workspaceId, jobId = ARGV[2 * job + 2], ARGV[2 * job + 3]
 
     local legacy = keyType(legacyKey)
@@ -80,7 +87,9 @@ local function run()
       differing = differingFields(record(legacyKey), record(newKey))
       legacyExpiresAt, newExpiresAt = redis.call('PEXPIRETIME', legacyKey), redis.call('PEXPIRETIME', newKey)
     end
-    results[job] = {legacy, new, indexed, differing, legacyExpiresAt, newExpiresAt}
+    local expiresAt = expiriesReadable and tonumber(redis.call('ZSCORE', expiriesKey, workspaceId .. ':' .. jobId))
+    local expired = (expiresAt and expiresAt <= nowMs) and '1' or '0'
+    results[job] = {legacy, new, indexed, differing, legacyExpiresAt, newExpiresAt, expired}
   end
   return {'OK', results}
 end

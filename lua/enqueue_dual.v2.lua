@@ -17,6 +17,7 @@
 -- ARGV[3] jobId            ARGV[4] workspaceId      ARGV[5] type        ARGV[6] payload (JSON)
 -- ARGV[7] fingerprint of the request ('' = no idempotency key)
 -- ARGV[8] idempotency TTL in seconds
+-- ARGV[9] the idempotency key as the caller gave it, kept on the job (delete_job removes the key with it)
 --
 -- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
 --   {'CREATED', jobId, createdAtMs}
@@ -100,6 +101,10 @@ local function run()
     'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
     'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
   }
+  if fingerprint ~= '' then
+    fields[#fields + 1] = 'idempotency_key'
+    fields[#fields + 1] = ARGV[9]
+  end
   if writeLegacy then redis.call('HSET', legacyKey, unpack(fields)) end
   if writeNew then redis.call('HSET', newKey, unpack(fields)) end
   redis.call('ZADD', indexKey, nowMs, jobId)

@@ -15,8 +15,8 @@
 -- ARGV[1] stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
 -- ARGV[2] the plan in static mode (src/stages.ts planCode)
 -- ARGV[3] idempotency TTL in seconds
--- then 5 per job i, from ARGV[5i-1]: jobId, workspaceId, type, payload (JSON), fingerprint ('' =
--- no idempotency key)
+-- then 6 per job i, from ARGV[6i-2]: jobId, workspaceId, type, payload (JSON), fingerprint ('' =
+-- no idempotency key), the idempotency key as the caller gave it (kept on the job)
 --
 -- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
 --   {'OK', {jobId, created, jobId, created, ...}}   created: 1, or 0 for a replay (original jobId)
@@ -33,8 +33,8 @@
 local function run()
   local queueKey, idempotencyTtl = KEYS[2], ARGV[3]
   local jobs = (#KEYS - 2) / 4
-  if jobs < 1 or jobs > 1000 or jobs % 1 ~= 0 or #ARGV ~= 3 + 5 * jobs then
-    return redis.error_reply('ERR enqueue_many_dual takes 1 to 1000 jobs, 4 keys and 5 arguments each')
+  if jobs < 1 or jobs > 1000 or jobs % 1 ~= 0 or #ARGV ~= 3 + 6 * jobs then
+    return redis.error_reply('ERR enqueue_many_dual takes 1 to 1000 jobs, 4 keys and 6 arguments each')
   end
 
   local function kind(key)
@@ -65,7 +65,7 @@ local function run()
   end
   local created, replies = {}, {}
   for i = 1, jobs do
-    local k, a = 4 * i - 1, 5 * i - 1
+    local k, a = 4 * i - 1, 6 * i - 2
     local idempotencyKey, legacyKey, newKey, indexKey = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
     local jobId, fingerprint = ARGV[a], ARGV[a + 4]
     local replayOf
@@ -116,7 +116,7 @@ local function run()
   if #created > 0 then
     local entries = {}
     for n, i in ipairs(created) do
-      local a = 5 * i - 1
+      local a = 6 * i - 2
       entries[n] = writeLegacy and ARGV[a] or (ARGV[a + 1] .. ':' .. ARGV[a])
     end
     local pushed = redis.pcall('RPUSH', queueKey, unpack(entries))
@@ -130,12 +130,16 @@ local function run()
   -- Index entries go in one ZADD per workspace index: members and scores, in batch order.
   local indexed, indexOrder = {}, {}
   for _, i in ipairs(created) do
-    local k, a = 4 * i - 1, 5 * i - 1
+    local k, a = 4 * i - 1, 6 * i - 2
     local jobId, fingerprint = ARGV[a], ARGV[a + 4]
     local fields = {
       'id', jobId, 'workspace_id', ARGV[a + 1], 'type', ARGV[a + 2], 'payload', ARGV[a + 3],
       'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
     }
+    if fingerprint ~= '' then
+      fields[#fields + 1] = 'idempotency_key'
+      fields[#fields + 1] = ARGV[a + 5]
+    end
     if writeLegacy then redis.call('HSET', KEYS[k + 1], unpack(fields)) end
     if writeNew then redis.call('HSET', KEYS[k + 2], unpack(fields)) end
     if fingerprint ~= '' then

@@ -1,31 +1,40 @@
 #!lua
--- update_status_dual v2: set a job's status in every layout the stage writes, or in none. A
--- terminal status (succeeded, failed, cancelled) also ends the job's claim, in the same step.
+-- update_status_dual v2: set a job's status (and a worker's error or result) in every layout the
+-- stage writes, or in none. A terminal status (succeeded, failed, cancelled) also ends the job's
+-- claim and applies the retention of that status, in the same step.
 --
--- @keys 6
--- KEYS[1] stageKey       hash  the layout's stage record (see the include below)
+-- @keys 8
+-- KEYS[1] stageKey       hash  the layout's stage record (see the stage include); managed mode also
+--                              reads retention_<status> there
 -- KEYS[2] legacyKey      hash  job:<jobId>; neither read nor written unless the plan writes the legacy layout
+--                              (in complete, only its expiry follows the new record's)
 -- KEYS[3] newKey         hash  ws:<workspaceId>:job:<jobId>; neither read nor written unless the plan writes it
 -- KEYS[4] indexKey       zset  gains the job when a repair copies a legacy-only job into the new layout
 -- KEYS[5] processingKey  zset  queue:<name>:processing (claim deadlines), see claim_job
 -- KEYS[6] claimsKey      hash  queue:<name>:claims, see claim_job
+-- KEYS[7] expiriesKey    zset  queue:<name>:expiries, "<workspaceId>:<jobId>" -> when retention removes it (ms)
+-- KEYS[8] queueKey       list  queue:<name>: loses the job's entry when the job leaves 'queued' here
+--                              (searched among the first ENTRY_SEARCH_DEPTH entries only)
 --
 -- ARGV[1] stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
 -- ARGV[2] the plan in static mode (src/stages.ts planCode)
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] status
 -- ARGV[6] expectedStatus ('' = no compare-and-set), compared with the plan's read origin
 -- ARGV[7] workerId guard ('' = none): only the worker holding the claim may update the job
+-- ARGV[8..10] static mode: how long a succeeded, failed, cancelled job stays, in seconds ('' = for good)
+-- ARGV[11..] more fields to set with the status, as name, value pairs (error, result)
 --
 -- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
---   {'UPDATED', previousStatus, repaired, updatedAtMs, finished, legacyForeign}
+--   {'UPDATED', previousStatus, repaired, updatedAtMs, finished, legacyForeign, expiresAt}
 --        repaired: 'none' | 'new' | 'legacy'; finished: '1' when a claim ended, else '0';
 --        legacyForeign: '1' when job:<jobId> holds another workspace's job, so only the new
---        record was written (it can have no legacy twin), else '0'
+--        record was written (it can have no legacy twin), else '0'; expiresAt: when retention
+--        removes the job (ms), '' for never
 --   {'NOT_FOUND'}                        no record of this workspace in the layouts the stage reads
 --   {'STATUS_CONFLICT', actualStatus, expected, rule}
 --        nothing written; rule 'expected_status': expectedStatus did not match; rule 'queued_only':
 --        the status is 'queued' and the job is not (a status change puts no entry on the queue, so
---        the job would be stranded)
+--        the job would be stranded: requeue_job does)
 --   {'CLAIM_CONFLICT', claimant}         the guard's worker does not hold the claim ('' = nobody
 --                                        does): nothing written
 --   {'WRONGTYPE', key, expected, actual} a key holds another type: nothing written
@@ -34,73 +43,41 @@
 --
 -- Repairs happen only when the stage writes both layouts: a job that exists in one layout only is
 -- copied (all its fields and its absolute expiry) to the other before the update, so both layouts
--- end equal. A legacy key holding another workspace's job is never written.
+-- end equal. A legacy key holding another workspace's job is never written. Retention gives every
+-- copy of the job the same absolute expiry and notes it in the expiries set, where the sweep
+-- (sweep_expired) finds it; a status without retention takes that expiry away again.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
 -- @include stage.v1.lua
+-- @include checks.v1.lua
+-- @include job.v1.lua
+-- @include retention.v1.lua
+
+local ENTRY_SEARCH_DEPTH = 1000
 
 local function run()
-  local legacyKey, newKey, indexKey, processingKey, claimsKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
-  local workspaceId, jobId, status, expectedStatus = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-  local authority, workerGuard = readFrom, ARGV[7]
-  -- The job's queue entry in both forms: bare while the legacy layout is written, else prefixed.
-  local entries = {jobId, workspaceId .. ':' .. jobId}
+  local legacyKey, newKey, indexKey, processingKey, claimsKey, expiriesKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
+  local queueKey = KEYS[8]
+  local workspaceId, jobId, status, expectedStatus, workerGuard = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   local terminal = status == 'succeeded' or status == 'failed' or status == 'cancelled'
-  local writeBoth = writeLegacy and writeNew
 
-  local function wrongType(key, expected)
-    local actual = redis.call('TYPE', key)['ok']
-    if actual ~= 'none' and actual ~= expected then
-      return {'WRONGTYPE', key, expected, actual}
-    end
-  end
-
-  local typeError = (writeLegacy and wrongType(legacyKey, 'hash'))
+  local problem = (writeLegacy and wrongType(legacyKey, 'hash'))
     or (writeNew and wrongType(newKey, 'hash'))
-    or (writeBoth and wrongType(indexKey, 'zset'))
+    or (writeLegacy and writeNew and wrongType(indexKey, 'zset'))
     or wrongType(processingKey, 'zset')
     or wrongType(claimsKey, 'hash')
-  if typeError then return typeError end
+    or wrongType(expiriesKey, 'zset')
+    or wrongType(queueKey, 'list')
+  if problem then return problem end
 
-  -- A legacy key is global (job:<jobId>): it counts as this workspace's only when its record says so.
-  local legacyState = 'absent'
-  if writeLegacy and redis.call('EXISTS', legacyKey) == 1 then
-    if redis.call('HGET', legacyKey, 'workspace_id') == workspaceId then
-      legacyState = 'ours'
-    else
-      legacyState = 'foreign'
-    end
-  end
-  local newExists = writeNew and redis.call('EXISTS', newKey) == 1
+  local job = locateJob(legacyKey, newKey, workspaceId)
+  if not job.source then return {'NOT_FOUND'} end
 
-  -- The source is the record the update starts from; a repair copies it to the layout that lacks it.
-  local sourceKey, repaired = nil, 'none'
-  if legacyState == 'ours' and newExists then
-    sourceKey = (authority == 'legacy') and legacyKey or newKey
-  elseif legacyState == 'ours' then
-    sourceKey = legacyKey
-    if writeBoth then repaired = 'new' end
-  elseif newExists then
-    sourceKey = newKey
-    if writeBoth and legacyState == 'absent' then repaired = 'legacy' end
-  end
-  if not sourceKey then return {'NOT_FOUND'} end
-  local legacyWritten = writeLegacy and legacyState ~= 'foreign'
+  local claim = findClaim(claimsKey, workspaceId, jobId)
+  if workerGuard ~= '' and (claim and claim.worker) ~= workerGuard then return {'CLAIM_CONFLICT', claim and claim.worker or ''} end
+  local finishing = terminal and claim ~= nil
 
-  local claimedEntry, claimant = nil, nil
-  for _, entry in ipairs(entries) do
-    local claim = redis.call('HGET', claimsKey, entry)
-    -- a bare entry is the jobId alone: the claim names the workspace, so another's job is not ours
-    local claimWorkspace, worker = string.match(claim or '', '^%d+:%d+:([^:]*):(.*)$')
-    if claimWorkspace == workspaceId then
-      claimedEntry, claimant = entry, worker
-      break
-    end
-  end
-  if workerGuard ~= '' and claimant ~= workerGuard then return {'CLAIM_CONFLICT', claimant or ''} end
-  local finishing = terminal and claimedEntry ~= nil
-
-  local previousStatus = redis.call('HGET', sourceKey, 'status') or ''
+  local previousStatus = redis.call('HGET', job.source, 'status') or ''
   if expectedStatus ~= '' and previousStatus ~= expectedStatus then
     return {'STATUS_CONFLICT', previousStatus, expectedStatus, 'expected_status'}
   end
@@ -109,46 +86,37 @@ local function run()
     return {'STATUS_CONFLICT', previousStatus, 'queued', 'queued_only'}
   end
 
-  local copyFrom, copyTo = nil, nil
-  if repaired == 'new' then copyFrom, copyTo = legacyKey, newKey end
-  if repaired == 'legacy' then copyFrom, copyTo = newKey, legacyKey end
-  local expiresAt = copyFrom and redis.call('PEXPIRETIME', copyFrom) or -1
+  -- A job leaving 'queued' here (cancelled while it waits, or started outside the queue's workers)
+  -- leaves the queue too when its entry is near the head, so no entry outlives it (a deeper one is
+  -- dropped by the claim that reaches it).
+  local entry = previousStatus == 'queued' and status ~= 'queued' and waitingEntry(queueKey, job, workspaceId, jobId, ENTRY_SEARCH_DEPTH)
+  local retention = retentionPlan(job, expiriesKey, workspaceId, jobId, retentionSeconds(status, 8))
 
-  -- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
-  -- leave the writes before it behind: ask about every write first.
-  local function refused(command, key, ...)
-    if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
-  end
-  local denied = (legacyWritten and refused('HSET', legacyKey, 'f', 'v'))
-    or (writeNew and refused('HSET', newKey, 'f', 'v'))
-    or (repaired == 'new' and refused('ZADD', indexKey, 'NX', '0', jobId))
-    or (expiresAt > 0 and refused('PEXPIREAT', copyTo, '1'))
-    or (finishing and (refused('ZREM', processingKey, claimedEntry) or refused('HDEL', claimsKey, claimedEntry)))
-  if denied then return denied end
+  problem = jobWritesRefused(job, indexKey, jobId)
+    or (finishing and (refused('ZREM', processingKey, claim.entry) or refused('HDEL', claimsKey, claim.entry)))
+    or retentionRefused(retention, expiriesKey)
+    or (entry and refused('LREM', queueKey, '1', entry))
+  if problem then return problem end
 
   -- All checks passed; from here on only writes.
-  local time = redis.call('TIME')
-  local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
-
-  if copyFrom then
-    redis.call('HSET', copyTo, unpack(redis.call('HGETALL', copyFrom)))
-    if expiresAt > 0 then redis.call('PEXPIREAT', copyTo, expiresAt) end
+  local nowMs = serverNowMs()
+  repairJob(job, indexKey, jobId, nowMs)
+  local fields = {'status', status}
+  for i = 11, #ARGV, 2 do
+    fields[#fields + 1] = ARGV[i]
+    fields[#fields + 1] = ARGV[i + 1]
   end
-  if repaired == 'new' then
-    local createdAt = redis.call('HGET', legacyKey, 'created_at')
-    if not tonumber(createdAt) then createdAt = nowMs end
-    redis.call('ZADD', indexKey, 'NX', createdAt, jobId)
-  end
-
-  if legacyWritten then redis.call('HSET', legacyKey, 'status', status, 'updated_at', nowMs) end
-  if writeNew then redis.call('HSET', newKey, 'status', status, 'updated_at', nowMs) end
+  local updatedAt = writeJob(job, nowMs, fields)
 
   if finishing then
-    redis.call('ZREM', processingKey, claimedEntry)
-    redis.call('HDEL', claimsKey, claimedEntry)
+    redis.call('ZREM', processingKey, claim.entry)
+    redis.call('HDEL', claimsKey, claim.entry)
   end
 
-  return {'UPDATED', previousStatus, repaired, nowMs, finishing and '1' or '0', legacyState == 'foreign' and '1' or '0'}
+  if entry then redis.call('LREM', queueKey, 1, entry) end
+  local expiresAt = applyRetention(retention, expiriesKey, nowMs)
+
+  return {'UPDATED', previousStatus, job.repaired, updatedAt, finishing and '1' or '0', job.legacy == 'foreign' and '1' or '0', expiresAt}
 end
 
 local reply = run()

@@ -23,8 +23,10 @@ export const SERVICE_COMMANDS = [
   'evalsha', 'eval', 'script|exists',
   // what the service scripts run inside
   'type', 'exists', 'get', 'set', 'time', 'hget', 'hmget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem',
-  // a repair copies a record's absolute expiry with it
-  'pexpiretime', 'pexpireat',
+  // deleteJob removes a job's records and its idempotency key
+  'del',
+  // a repair copies a record's absolute expiry with it; retention sets one, requeue lifts it
+  'pexpiretime', 'pexpireat', 'persist',
   'zadd', 'zcount', 'zrange', 'zrem', 'zrevrank', 'zscore',
   // what claim and recoverStalled read before calling their scripts
   'lrange', 'zrangebyscore',
@@ -63,6 +65,8 @@ export const MIGRATION_COMMANDS = [
   // bare entries), and, inside verify's scripts, pages of the queue, the processing set and the
   // claims (claim_consistency_page) and entries that seem orphaned (confirm_orphans)
   'scan', 'exists', 'lrange', 'lpos', 'zrange', 'hexists', 'hscan',
+  // compare_layouts asks the server's clock whether retention's time for a job has come
+  'time',
   // the client's own (INFO is also how ready() checks the server and a backfill knows a restarted one)
   ...IOREDIS_DEFAULT_COMMANDS,
 ] as const;

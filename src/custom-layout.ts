@@ -13,6 +13,7 @@ export const KEY_BUILDERS = [
   'claims',
   'orphans',
   'unsupported',
+  'expiries',
   'checkpoint',
   'stage',
   'stageHistory',
@@ -100,6 +101,7 @@ export function sampleKeys(layout: KeyLayout, queueName: string): { name: KeyBui
     add('claims', queue);
     add('orphans', queue);
     add('unsupported', queue);
+    add('expiries', queue);
     add('checkpoint', queue);
   }
   return samples;

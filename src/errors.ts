@@ -200,11 +200,15 @@ export class ClaimConflictError extends DualWriteError {
     readonly workerId: string,
     /** The worker holding the claim, or '' when the job is not claimed. */
     readonly claimant: string,
+    /** Why the claim mattered, when the call was not a worker's (say, a delete). */
+    why?: string,
   ) {
     super(
-      claimant
-        ? `job ${jobId} is claimed by ${claimant}, not ${workerId}; nothing was written`
-        : `job ${jobId} is not claimed, so ${workerId} may not finish it; nothing was written`,
+      why
+        ? `job ${jobId} is claimed by ${claimant}: ${why}; nothing was written`
+        : claimant
+          ? `job ${jobId} is claimed by ${claimant}, not ${workerId}; nothing was written`
+          : `job ${jobId} is not claimed, so ${workerId} may not finish it; nothing was written`,
     );
   }
 }

@@ -1,7 +1,16 @@
 export { DualWriteQueue, DEFAULTS, MAX_LIST_LIMIT } from './queue';
 export type {
   ClaimInput,
+  DeleteJobInput,
+  DeleteJobResult,
   DualWriteQueueOptions,
+  ExtendClaimInput,
+  ExtendClaimResult,
+  MaintainInput,
+  MaintainResult,
+  RequeueInput,
+  RequeueResult,
+  Retention,
   EnqueueInput,
   EnqueueResult,
   GetJobInput,
@@ -29,6 +38,10 @@ export * from './errors';
 export type { PreloadedScript, RedisClient } from './scripts/registry';
 export { Migration } from './migrate/migration';
 export type { MigrationOptions } from './migrate/migration';
+export type { InitStageOptions, SetStageOptions, TransitionResult } from './stage-control/transition';
+export type { StageStatus, StatusOptions } from './stage-control/status';
+export type { StageRecord, RecordedRun } from './stage-control/record';
+export type { StageSettingsInput, StageSettingsResult } from './stage-control/configure';
 export { BACKFILL_RESULTS, SKIP_REASONS } from './migrate/backfill';
 export type { BackfillMode, BackfillOptions, BackfillReport, BackfillResult, SkipReason } from './migrate/backfill';
 export { DIVERGENCE_KINDS } from './migrate/verify';

@@ -11,6 +11,12 @@ export interface Job {
   /** Milliseconds since the epoch. */
   createdAt: number;
   updatedAt: number;
+  /** How many times a worker claimed the job (requeue does not count). */
+  attempts: number;
+  /** What a worker recorded when it failed the job (updateStatus's `error`), if anything. */
+  error?: string;
+  /** What a worker recorded as the job's result (updateStatus's `result`, parsed JSON), if anything. */
+  result?: unknown;
   /** The layout this record was read from. */
   source: Layout;
 }
@@ -26,24 +32,28 @@ export interface StoredRecord {
 export function decodeJob(record: StoredRecord): { job: Job; corrupt: boolean } {
   const fields: Record<string, string> = {};
   for (let i = 0; i < record.fields.length; i += 2) fields[record.fields[i]] = record.fields[i + 1];
-  let payload: unknown = fields.payload;
   let corrupt = false;
-  try {
-    payload = JSON.parse(fields.payload);
-  } catch {
-    corrupt = true;
-  }
-  return {
-    job: {
-      id: fields.id ?? record.jobId,
-      workspaceId: fields.workspace_id,
-      type: fields.type,
-      payload,
-      status: fields.status as JobStatus,
-      createdAt: Number(fields.created_at),
-      updatedAt: Number(fields.updated_at),
-      source: record.source,
-    },
-    corrupt,
+  // Only legacy data can hold text that is not JSON: it is returned as the text, and counted.
+  const json = (text: string): unknown => {
+    try {
+      return JSON.parse(text);
+    } catch {
+      corrupt = true;
+      return text;
+    }
   };
+  const job: Job = {
+    id: fields.id ?? record.jobId,
+    workspaceId: fields.workspace_id,
+    type: fields.type,
+    payload: json(fields.payload),
+    status: fields.status as JobStatus,
+    createdAt: Number(fields.created_at),
+    updatedAt: Number(fields.updated_at),
+    attempts: Number(fields.attempts ?? 0),
+    source: record.source,
+  };
+  if (fields.error !== undefined) job.error = fields.error;
+  if (fields.result !== undefined) job.result = json(fields.result);
+  return { job, corrupt };
 }

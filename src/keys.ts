@@ -50,6 +50,8 @@ export interface KeyLayout {
    * workspace_id), set aside so they never block the queue's head; the legacy service can take them.
    */
   unsupported(queueName: string): string;
+  /** When retention removes each finished job of a queue: "<workspaceId>:<jobId>" by time (ms). */
+  expiries(queueName: string): string;
   /** Where an interrupted backfill of a queue keeps its place: a hash. */
   checkpoint(queueName: string): string;
   /** The layout's stage record (managed mode): a hash every script of the layout reads. */
@@ -73,6 +75,7 @@ export function defaultLayout(keyPrefix: string): KeyLayout {
     claims: (queueName) => `${keyPrefix}queue:${queueName}:claims`,
     orphans: (queueName) => `${keyPrefix}queue:${queueName}:orphans`,
     unsupported: (queueName) => `${keyPrefix}queue:${queueName}:unsupported`,
+    expiries: (queueName) => `${keyPrefix}queue:${queueName}:expiries`,
     checkpoint: (queueName) => `${keyPrefix}dualwrite:backfill:${queueName}`,
     stage: () => `${keyPrefix}dualwrite:stage`,
     stageHistory: () => `${keyPrefix}dualwrite:stage:history`,

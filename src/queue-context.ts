@@ -13,6 +13,8 @@ export interface QueueContext extends StagedScripts {
   readonly keys: KeyLayout;
   readonly metrics: Metrics;
   readonly logger: Logger;
+  /** Static mode's retention as script arguments: seconds for succeeded, failed, cancelled ('' = for good). */
+  readonly staticRetention: readonly string[];
 }
 
 /** The script each operation runs, by manifest id. */
@@ -24,6 +26,10 @@ export const SCRIPT = {
   listPage: 'list_index_page.v2',
   claim: 'claim_job.v2',
   recoverStalled: 'recover_stalled.v2',
+  extendClaim: 'extend_claim.v1',
+  requeue: 'requeue_job.v1',
+  deleteJob: 'delete_job.v1',
+  sweep: 'sweep_expired.v1',
 } as const;
 
 export function rethrowTranslated(error: unknown): never {

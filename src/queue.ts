@@ -14,6 +14,7 @@ import {
 import type { Job } from './job';
 import { atIndex, prepareJob } from './job-input';
 import { checkPattern, ID_PATTERN, JOB_ID_PATTERN, KEY_PREFIX_PATTERN, QUEUE_NAME_PATTERN, type KeyLayout } from './keys';
+import { deleteJob, extendClaim, maintain, requeueJob } from './lifecycle';
 import { checkLogger, type Logger } from './logger';
 import { countForeignLegacy, countRepair, SCRIPT, type QueueContext } from './queue-context';
 import { decodeCursor, listJobPage, readJobs } from './reads';
@@ -27,7 +28,15 @@ import { assertStage, assertStageOption, STAGES, type Stage } from './stages';
 import { metricsFromOption, type Metrics, type Operation } from './telemetry';
 import type {
   ClaimInput,
+  DeleteJobInput,
+  DeleteJobResult,
   DualWriteQueueOptions,
+  ExtendClaimInput,
+  ExtendClaimResult,
+  MaintainInput,
+  MaintainResult,
+  RequeueInput,
+  RequeueResult,
   EnqueueInput,
   EnqueueResult,
   GetJobInput,
@@ -42,9 +51,13 @@ import type {
 import {
   checkInteger,
   checkObject,
+  checkRetention,
   checkStatus,
+  checkText,
   optional,
   rejectUnknownFields,
+  RETENTION_STATUSES,
+  serialisePayload,
   type JobStatus,
 } from './validation';
 
@@ -61,6 +74,8 @@ export const DEFAULTS = {
 export const MAX_LIST_LIMIT = 1000;
 
 const MAX_RECOVER_LIMIT = 100;
+/** A worker's error (and a requeue's reason) is stored on the job: bounded like an id, not like a payload. */
+const MAX_ERROR_CHARS = 4096;
 export const MAX_BATCH_JOBS = 1000;
 /** All payloads of one enqueueMany together: a bound on what one script call carries. */
 const MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024;
@@ -85,7 +100,7 @@ export class DualWriteQueue {
     const o = checkObject('options', options);
     rejectUnknownFields('options', o, [
       'redis', 'queueName', 'stage', 'keyPrefix', 'keys', 'idempotencyTtlSeconds', 'maxPayloadBytes', 'metrics', 'logger',
-      'heartbeat', 'instanceId',
+      'heartbeat', 'instanceId', 'retention',
     ]);
     if (typeof (o.redis as RedisClient | undefined)?.evalsha !== 'function') {
       throw new ValidationError('redis', 'type', 'must be an ioredis Redis or Cluster client');
@@ -109,6 +124,10 @@ export class DualWriteQueue {
     this.stages = new StageSource(stageOption, this.keys.stage(), (stage, epoch, previous) => this.seeStage(stage, epoch, previous));
     if (stageOption !== 'managed') this.seeStage(stageOption, '', undefined);
     this.scripts = new ScriptRegistry(this.redis, this.metrics, this.logger);
+    const retention = optional(o.retention, (v) => checkRetention('retention', v)) ?? {};
+    if (stageOption === 'managed' && o.retention !== undefined) {
+      throw new ValidationError('retention', 'managed', 'a managed queue reads retention from the stage record: set it with Migration.configure or `redis-dual-write stage config`');
+    }
     const heartbeat = checkHeartbeat(o.heartbeat);
     const instanceId = optional(o.instanceId, (v) => checkPattern('instanceId', v, ID_PATTERN)) ?? defaultInstanceId();
     this.heartbeat = heartbeat
@@ -123,6 +142,7 @@ export class DualWriteQueue {
       logger: this.logger,
       stages: this.stages,
       stageKey: this.keys.stage(),
+      staticRetention: RETENTION_STATUSES.map((status) => String(retention[status] ?? '')),
     };
   }
 
@@ -243,7 +263,7 @@ export class DualWriteQueue {
           this.context,
           SCRIPT.enqueue,
           [job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, this.keys.queue(this.queueName), job.indexKey],
-          [job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, this.idempotencyTtlSeconds],
+          [job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, this.idempotencyTtlSeconds, job.idempotencyKey ?? ''],
         );
         if (reply[0] === 'CREATED') return { jobId: job.jobId, created: true };
         // A random UUID can only be taken by this very call: ioredis resent it after its reply was
@@ -284,7 +304,7 @@ export class DualWriteQueue {
       const args: (string | number)[] = [this.idempotencyTtlSeconds];
       for (const job of jobs) {
         keys.push(job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, job.indexKey);
-        args.push(job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint);
+        args.push(job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, job.idempotencyKey ?? '');
       }
       const { reply } = await runStaged(this.context, SCRIPT.enqueueMany, keys, args);
       if (reply[0] === 'AT') {
@@ -299,12 +319,16 @@ export class DualWriteQueue {
   async updateStatus(input: UpdateStatusInput): Promise<UpdateStatusResult> {
     return this.observe('update_status', async () => {
       const request = checkObject('input', input);
-      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'status', 'expectedStatus', 'workerId']);
+      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'status', 'expectedStatus', 'workerId', 'error', 'result']);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
       const status = checkStatus('status', request.status);
       const expectedStatus = optional(request.expectedStatus, (v) => checkStatus('expectedStatus', v));
       const workerId = optional(request.workerId, (v) => checkPattern('workerId', v, ID_PATTERN));
+      // What the worker says about the job: stored beside the status, in every layout.
+      const fields: string[] = [];
+      if (request.error !== undefined) fields.push('error', checkText('error', request.error, MAX_ERROR_CHARS));
+      if (request.result !== undefined) fields.push('result', serialisePayload(request.result, this.maxPayloadBytes, 'result'));
 
       const { reply } = await runStaged(
         this.context,
@@ -315,15 +339,17 @@ export class DualWriteQueue {
           this.keys.workspaceIndex(workspaceId),
           this.keys.processing(this.queueName),
           this.keys.claims(this.queueName),
+          this.keys.expiries(this.queueName),
+          this.keys.queue(this.queueName),
         ],
-        [workspaceId, jobId, status, expectedStatus ?? '', workerId ?? ''],
+        [workspaceId, jobId, status, expectedStatus ?? '', workerId ?? '', ...this.context.staticRetention, ...fields],
       );
       if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus, workerId });
       const repaired = String(reply[2]) as UpdateStatusResult['repaired'];
       countRepair(this.context, repaired, 'update_status');
       countForeignLegacy(this.context, reply[5], 'update_status');
       if (reply[4] === '1') this.metrics.finishes.inc({ status });
-      return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired };
+      return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired, expiresAt: reply[6] ? Number(reply[6]) : null };
     });
   }
 
@@ -370,6 +396,69 @@ export class DualWriteQueue {
       rejectUnknownFields('input', request, ['limit']);
       const limit = checkInteger('limit', request.limit ?? MAX_RECOVER_LIMIT, 1, MAX_RECOVER_LIMIT);
       return recoverStalledJobs(this.context, limit);
+    });
+  }
+
+  /**
+   * Pushes a claim's deadline to the server's now plus `visibilityTimeoutMs`: a worker's heartbeat
+   * while its handler runs, so a long job is not recovered and run twice. Only the worker holding
+   * the claim may (ClaimConflictError otherwise), also past its deadline until recoverStalled runs.
+   */
+  async extendClaim(input: ExtendClaimInput): Promise<ExtendClaimResult> {
+    return this.observe('extend_claim', async () => {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'workerId', 'visibilityTimeoutMs']);
+      const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+      const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
+      const workerId = checkPattern('workerId', request.workerId, ID_PATTERN);
+      const visibilityMs = checkInteger('visibilityTimeoutMs', request.visibilityTimeoutMs ?? DEFAULTS.visibilityTimeoutMs, 1, 2 ** 31 - 1);
+      return extendClaim(this.context, workspaceId, jobId, workerId, visibilityMs);
+    });
+  }
+
+  /**
+   * Puts a job back on the queue as 'queued', in the stage's entry form, ending any claim and taking
+   * away any retention expiry: a failed or cancelled job, or a running one whose claim `workerId`
+   * holds. attempts stays (claims count it): the caller decides the retry budget from it.
+   */
+  async requeue(input: RequeueInput): Promise<RequeueResult> {
+    return this.observe('requeue', async () => {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'workerId', 'reason']);
+      const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+      const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
+      const workerId = optional(request.workerId, (v) => checkPattern('workerId', v, ID_PATTERN));
+      const reason = optional(request.reason, (v) => checkText('reason', v, MAX_ERROR_CHARS));
+      return requeueJob(this.context, workspaceId, jobId, workerId, reason);
+    });
+  }
+
+  /**
+   * Deletes a job whole, in one script: its record in every layout (a legacy record only when it is
+   * this workspace's), its index entry, any queue, processing, claim and expiry entry, and its
+   * idempotency key. Refused (ClaimConflictError) while a worker holds it, unless `force`.
+   */
+  async deleteJob(input: DeleteJobInput): Promise<DeleteJobResult> {
+    return this.observe('delete_job', async () => {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'force']);
+      const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+      const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
+      if (request.force !== undefined && typeof request.force !== 'boolean') throw new ValidationError('force', 'type', 'must be a boolean');
+      return deleteJob(this.context, workspaceId, jobId, request.force === true);
+    });
+  }
+
+  /**
+   * Retention's sweep: removes what still names finished jobs whose expiry passed (their index
+   * entry, any side entry), at most `limit` (default and maximum 100) per call. Run it every few
+   * seconds beside recoverStalled; several processes may.
+   */
+  async maintain(input: MaintainInput = {}): Promise<MaintainResult> {
+    return this.observe('maintain', async () => {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['limit']);
+      return maintain(this.context, checkInteger('limit', request.limit ?? MAX_RECOVER_LIMIT, 1, MAX_RECOVER_LIMIT));
     });
   }
 

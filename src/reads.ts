@@ -13,6 +13,8 @@ const LIST_PAGES_PER_CALL = 5;
 export interface IndexEntry {
   jobId: string;
   score: string;
+  /** Retention's time for the job has come: its record is gone, or about to be, until maintain() sweeps the entry. */
+  expired?: boolean;
 }
 
 /**
@@ -41,11 +43,10 @@ async function listUnderOneStage(
 ): Promise<ListJobsResult> {
   let cursor = from;
   let epoch: string | undefined;
-  const indexKey = ctx.keys.workspaceIndex(workspaceId);
   const jobs: Job[] = [];
 
   for (let page = 0; page < LIST_PAGES_PER_CALL; page++) {
-    const index = await indexPage(ctx, indexKey, cursor, limit + 1, epoch);
+    const index = await indexPage(ctx, workspaceId, cursor, limit + 1, epoch);
     epoch ??= index.epoch;
     const entries = index.entries;
     const more = entries.length > limit;
@@ -54,6 +55,8 @@ async function listUnderOneStage(
     for (let i = 0; i < examined.length; i++) {
       cursor = examined[i];
       const job = records[i];
+      // Retention removed it: no job, and no divergence either (maintain() sweeps the entry).
+      if (!job && examined[i].expired) continue;
       if (!job) {
         ctx.metrics.divergences.inc({ kind: 'index_orphan' });
         ctx.logger.warn('redis-dual-write: index entry without a readable job record', { stage: ctx.stages.stage });
@@ -72,17 +75,23 @@ async function listUnderOneStage(
 
 async function indexPage(
   ctx: QueueContext,
-  indexKey: string,
+  workspaceId: string,
   cursor: IndexEntry | undefined,
   count: number,
   epoch: string | undefined,
 ): Promise<{ entries: IndexEntry[]; epoch: string }> {
-  const staged = await runStaged(ctx, SCRIPT.listPage, [indexKey], [count, cursor?.score ?? '', cursor?.jobId ?? ''], epoch);
+  const staged = await runStaged(
+    ctx,
+    SCRIPT.listPage,
+    [ctx.keys.workspaceIndex(workspaceId), ctx.keys.expiries(ctx.queueName)],
+    [count, cursor?.score ?? '', cursor?.jobId ?? '', workspaceId],
+    epoch,
+  );
   const { reply } = staged;
   if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId: '', jobId: '' });
   const flat = reply[1] as string[];
   const entries: IndexEntry[] = [];
-  for (let i = 0; i < flat.length; i += 2) entries.push({ jobId: flat[i], score: flat[i + 1] });
+  for (let i = 0; i < flat.length; i += 3) entries.push({ jobId: flat[i], score: flat[i + 1], expired: flat[i + 2] === '1' });
   return { entries, epoch: staged.epoch };
 }
 

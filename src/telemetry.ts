@@ -1,7 +1,18 @@
 import { Counter, Gauge, Histogram, Registry, register as globalRegistry } from 'prom-client';
 import { ValidationError } from './errors';
 
-export type Operation = 'enqueue' | 'enqueue_many' | 'update_status' | 'get_job' | 'list_jobs' | 'claim' | 'recover_stalled';
+export type Operation =
+  | 'enqueue'
+  | 'enqueue_many'
+  | 'update_status'
+  | 'get_job'
+  | 'list_jobs'
+  | 'claim'
+  | 'recover_stalled'
+  | 'extend_claim'
+  | 'requeue'
+  | 'delete_job'
+  | 'maintain';
 
 /** Label values come from small fixed sets only: never a workspace or job id. */
 export interface Metrics {
@@ -19,6 +30,9 @@ export interface Metrics {
   stage: Gauge<'queue' | 'stage'>;
   stageEpoch: Gauge<'queue'>;
   stageRestarts: Counter<'operation'>;
+  requeues: Counter<'from'>;
+  deletions: Counter<'forced'>;
+  retentionRemovals: Counter;
 }
 
 /** Redis calls on loopback take tens of microseconds, so the buckets start at 100 µs. */
@@ -145,6 +159,13 @@ function createMetrics(registry: Registry): Metrics {
       'dualwrite_stage_restarts_total',
       'Calls spanning several scripts that started over because the stage changed under them (managed mode)',
       ['operation'],
+    ),
+    requeues: counter('dualwrite_requeues_total', 'Jobs put back on the queue, by the status they had: failed, cancelled, running', ['from']),
+    deletions: counter('dualwrite_deletions_total', 'Jobs deleted whole, forced past a worker holding them or not', ['forced']),
+    retentionRemovals: counter(
+      'dualwrite_retention_removals_total',
+      "Finished jobs retention removed whose index and side entries maintain() then swept",
+      [],
     ),
   };
 }

@@ -38,6 +38,19 @@ export interface DualWriteQueueOptions {
   heartbeat?: { intervalMs?: number } | false;
   /** How this instance shows in status; default host-pid-random. */
   instanceId?: string;
+  /**
+   * Static mode: how long finished jobs stay, by status, in seconds (default: for good). A managed
+   * queue reads it from the stage record instead, where every instance finds the same (set it with
+   * Migration.configure or `redis-dual-write stage config`).
+   */
+  retention?: Retention;
+}
+
+/** How long a finished job stays, by its status, in seconds; a status left out keeps its jobs for good. */
+export interface Retention {
+  succeeded?: number;
+  failed?: number;
+  cancelled?: number;
 }
 
 export interface EnqueueInput {
@@ -60,6 +73,10 @@ export interface UpdateStatusInput {
   expectedStatus?: JobStatus;
   /** Only the worker holding the job's claim may update it (ClaimConflictError otherwise). */
   workerId?: string;
+  /** Why the job failed, as the worker says it: stored on the job in every layout (at most 4096 characters). */
+  error?: string;
+  /** What the job produced: any JSON, bounded like payloads, stored on the job in every layout. */
+  result?: unknown;
 }
 export interface UpdateStatusResult {
   jobId: string;
@@ -67,6 +84,61 @@ export interface UpdateStatusResult {
   status: JobStatus;
   /** The layout an update had to restore the job into first, if any. */
   repaired: 'none' | 'new' | 'legacy';
+  /** When retention removes the job (ms since the epoch), or null when it stays. */
+  expiresAt: number | null;
+}
+
+export interface ExtendClaimInput {
+  workspaceId: string;
+  jobId: string;
+  /** The worker holding the claim: only it may extend it (ClaimConflictError otherwise). */
+  workerId: string;
+  /** The new deadline: the server's now plus this (default 30000). */
+  visibilityTimeoutMs?: number;
+}
+export interface ExtendClaimResult {
+  jobId: string;
+  /** The claim's new deadline, ms since the epoch (server time). */
+  deadline: number;
+}
+
+export interface RequeueInput {
+  workspaceId: string;
+  jobId: string;
+  /** Required to requeue a running job: the worker holding its claim (it gives the job back). */
+  workerId?: string;
+  /** Why, for the log (say "retry 2 of 5"). */
+  reason?: string;
+}
+export interface RequeueResult {
+  jobId: string;
+  previousStatus: JobStatus;
+  repaired: 'none' | 'new' | 'legacy';
+}
+
+export interface DeleteJobInput {
+  workspaceId: string;
+  jobId: string;
+  /** Delete it even while a worker holds it (the worker's finish then gets ClaimConflictError). */
+  force?: boolean;
+}
+export interface DeleteJobResult {
+  jobId: string;
+  /** The layouts the job's record was deleted from. */
+  deleted: ('legacy' | 'new')[];
+}
+
+export interface MaintainInput {
+  /** At most this many expired jobs per call (default and maximum 100). */
+  limit?: number;
+}
+export interface MaintainResult {
+  /** Expired jobs whose index entry and queue side entries were removed. */
+  removed: number;
+  /** Jobs due but still there (their expiry moved): looked at again when it comes. */
+  rescheduled: number;
+  /** Jobs due but kept for good since (their expiry was taken away): no longer watched. */
+  kept: number;
 }
 
 export interface ClaimInput {

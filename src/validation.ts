@@ -128,3 +128,26 @@ export function canonicalJson(value: unknown): string {
   }
   return JSON.stringify(value);
 }
+
+/** A string a caller hands the package to store (a worker's error): at most `maxChars` characters. */
+export function checkText(field: string, value: unknown, maxChars: number): string {
+  if (typeof value !== 'string') throw new ValidationError(field, 'type', `must be a string, got ${describe(value)}`);
+  if (value.length > maxChars) throw new ValidationError(field, 'max-length', `is ${value.length} characters, the limit is ${maxChars}`);
+  return value;
+}
+
+export const RETENTION_STATUSES = ['succeeded', 'failed', 'cancelled'] as const;
+export type RetentionStatus = (typeof RETENTION_STATUSES)[number];
+/** A retention of ten years is as good as none: longer is refused as a slip of the unit. */
+export const MAX_RETENTION_SECONDS = 10 * 365 * 24 * 3600;
+
+/** The retention option: how long finished jobs stay, by status, in whole seconds. */
+export function checkRetention(field: string, value: unknown): Partial<Record<RetentionStatus, number>> {
+  const o = checkObject(field, value);
+  rejectUnknownFields(field, o, RETENTION_STATUSES);
+  const retention: Partial<Record<RetentionStatus, number>> = {};
+  for (const status of RETENTION_STATUSES) {
+    if (o[status] !== undefined) retention[status] = checkInteger(`${field}.${status}`, o[status], 1, MAX_RETENTION_SECONDS);
+  }
+  return retention;
+}

@@ -39,7 +39,9 @@ export function renderVerify(report: VerifyReport): string {
   const state = !report.completed ? 'stopped before the end' : report.clean ? 'clean' : `${total} divergences`;
   const c = report.checked;
   return `verify in stage ${report.stage}: ${state}
-  checked ${c.legacyJobs} legacy jobs, ${c.newJobs} new jobs, ${c.indexEntries} index entries, ${c.queueEntries} queue entries in ${report.durationMs} ms (${report.itemsPerSecond}/s)
+  checked ${c.legacyJobs} legacy jobs, ${c.newJobs} new jobs, ${c.indexEntries} index entries, ${c.queueEntries} queue entries in ${report.durationMs} ms (${report.itemsPerSecond}/s)${
+    report.pendingMaintenance > 0 ? `\n  ${report.pendingMaintenance} index entries of jobs retention removed wait for maintain() (not divergences)` : ''
+  }
 ${counts(report.divergences)}${samples('samples', report.samples)}`;
 }
 

@@ -38,6 +38,7 @@ export function operationKeys(keys: KeyLayout, queueName: string): { operation: 
   const pairs = workspaces.flatMap((workspaceId) => jobs.map((jobId) => ({ workspaceId, jobId })));
   const queue = [
     keys.queue(queueName), keys.processing(queueName), keys.claims(queueName), keys.orphans(queueName), keys.unsupported(queueName),
+    keys.expiries(queueName),
   ];
   const job = ({ workspaceId, jobId }: { workspaceId: string; jobId: string }) => [
     keys.legacyJob(jobId),
@@ -52,12 +53,12 @@ export function operationKeys(keys: KeyLayout, queueName: string): { operation: 
       keys: pairs.flatMap((pair) => [...idempotency(pair.workspaceId), ...job(pair), keys.queue(queueName)]),
     },
     { operation: 'enqueueMany', keys: [keys.queue(queueName), ...pairs.flatMap((pair) => [...idempotency(pair.workspaceId), ...job(pair)])] },
-    { operation: 'updateStatus', keys: pairs.flatMap((pair) => [...job(pair), keys.processing(queueName), keys.claims(queueName)]) },
+    { operation: 'updateStatus, requeue, deleteJob and maintain', keys: [...queue, ...pairs.flatMap((pair) => [...job(pair), ...idempotency(pair.workspaceId)])] },
     { operation: 'claim', keys: [...queue, ...pairs.flatMap(job)] },
     { operation: 'recoverStalled', keys: [...queue, ...pairs.flatMap((pair) => job(pair).slice(0, 2))] },
     ...workspaces.map((workspaceId) => ({
       operation: 'getJob and listJobs',
-      keys: jobs.flatMap((jobId) => job({ workspaceId, jobId }).slice(0, 2)),
+      keys: [...jobs.flatMap((jobId) => job({ workspaceId, jobId }).slice(0, 2)), keys.workspaceIndex(workspaceId), keys.expiries(queueName)],
     })),
     { operation: 'backfill, verify and cleanup batches', keys: [keys.checkpoint(queueName), ...pairs.flatMap(job)] },
     { operation: 'stage control', keys: [keys.stageHistory(), keys.instances(), keys.instanceInfo()] },

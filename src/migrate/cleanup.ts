@@ -158,7 +158,7 @@ async function deleteBatch(context: MigrationContext, batch: readonly Job[]): Pr
 /** The dry run asks the read-only compare script what the delete script would find. */
 async function wouldDelete(context: MigrationContext, batch: readonly Job[]): Promise<string[]> {
   const { keys } = context;
-  const scriptKeys: string[] = [];
+  const scriptKeys: string[] = [keys.expiries(context.queueName)];
   const args: string[] = ['0'];
   for (const job of batch) {
     scriptKeys.push(job.legacyKey, keys.newJob(job.workspaceId, job.jobId), keys.workspaceIndex(job.workspaceId));

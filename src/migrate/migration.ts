@@ -15,6 +15,7 @@ import {
   type TransitionResult,
 } from '../stage-control/transition';
 import { stageStatus, type StageStatus, type StatusOptions } from '../stage-control/status';
+import { configureStage, type StageSettingsInput, type StageSettingsResult } from '../stage-control/configure';
 import type { Stage, StageOption } from '../stages';
 import { metricsFromOption, migrationMetricsFromOption } from '../telemetry';
 import { checkObject, rejectUnknownFields } from '../validation';
@@ -129,6 +130,14 @@ export class Migration {
   /** Moves the whole fleet to `to`, through the transition guards (see README "Stage control"). */
   setStage(to: Stage, options: SetStageOptions): Promise<TransitionResult> {
     return setStage(this.base, to, options);
+  }
+
+  /**
+   * Changes the settings every managed instance shares, in the stage record: how long a clean verify
+   * counts, and retention (how long finished jobs stay). Not a transition: the stage stays.
+   */
+  configure(settings: StageSettingsInput): Promise<StageSettingsResult> {
+    return configureStage(this.base, settings);
   }
 
   /** Where the migration stands: the record, its history, the last runs, the instances, the next step. */

@@ -1,6 +1,8 @@
 import { KeyTypeError } from '../errors';
 import type { RedisClient } from '../scripts/registry';
 import { STAGES, type Stage } from '../stages';
+import type { Retention } from '../types';
+import { RETENTION_STATUSES, type RetentionStatus } from '../validation';
 
 /** A migration step's result, as the step wrote it into the record when it finished. */
 export interface RecordedRun {
@@ -37,6 +39,8 @@ export interface StageRecord {
   needsResync: boolean;
   /** Legacy records cleanup has deleted, in all: once above 0, no stage that reads the legacy layout. */
   cleanupDeleted: number;
+  /** How long finished jobs stay, by status, in seconds (Migration.configure); a status left out keeps them for good. */
+  retention: Retention;
   backfill?: RecordedRun;
   verify?: RecordedRun;
   cleanup?: RecordedRun;
@@ -104,8 +108,24 @@ export function parseStageRecord(fields: Record<string, string>): StageRecord | 
     enteredDualwriteEpoch: number(FIELD.enteredDualwriteEpoch, -1),
     needsResync: fields[FIELD.needsResync] === '1',
     cleanupDeleted: number(FIELD.cleanupDeleted),
+    retention: recordRetention(fields),
     backfill: run('backfill'),
     verify: run('verify'),
     cleanup: run('cleanup'),
   };
+}
+
+/** The record's field for a status's retention (seconds), as the scripts read it. */
+export function retentionField(status: RetentionStatus): string {
+  return `retention_${status}`;
+}
+
+/** The retention a record holds. */
+export function recordRetention(fields: Record<string, string>): Retention {
+  const retention: Retention = {};
+  for (const status of RETENTION_STATUSES) {
+    const seconds = Number(fields[retentionField(status)]);
+    if (seconds > 0) retention[status] = seconds;
+  }
+  return retention;
 }

@@ -79,7 +79,7 @@ describe('redis-dual-write status', () => {
     expect(status).toEqual({
       key: 'dualwrite:stage',
       record: {
-        stage: 'off', plan: '10L00', epoch: 1, revision: 1, changedAt: expect.any(Number), changedBy: 'ops@host', reason: 'start managed', forced: false,
+        stage: 'off', plan: '10L00', epoch: 1, revision: 1, changedAt: expect.any(Number), changedBy: 'ops@host', reason: 'start managed', forced: false, retention: {},
         maxVerifyAgeMs: 86_400_000, enteredDualwriteEpoch: -1, needsResync: false, cleanupDeleted: 0,
       },
       history: [{ epoch: 1, from: '', to: 'off', at: status.record.changedAt, by: 'ops@host', reason: 'start managed', forced: false }],

@@ -29,6 +29,7 @@ const SHOP_LAYOUT: KeyLayout = {
   claims: (queueName) => `{shop}q/${queueName}/claims`,
   orphans: (queueName) => `{shop}q/${queueName}/orphans`,
   unsupported: (queueName) => `{shop}q/${queueName}/unsupported`,
+  expiries: (queueName) => `{shop}q/${queueName}/expiries`,
   checkpoint: (queueName) => `{shop}backfill/${queueName}`,
   stage: () => '{shop}stage',
   stageHistory: () => '{shop}stage/history',
@@ -81,7 +82,7 @@ describeCluster('key layouts on a Redis Cluster', () => {
     expect(() => new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, stage: 'dualwrite', keys, metrics: false })).toThrow(
       expect.objectContaining({
         code: 'CROSS_SLOT',
-        operation: "the key layout's claim",
+        operation: "the key layout's updateStatus, requeue, deleteJob and maintain",
         keys: [
           { key: '{shop}:dualwrite:stage', slot: keySlot('shop') },
           { key: 'orphans:default', slot: keySlot('orphans:default') },

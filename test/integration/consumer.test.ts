@@ -37,7 +37,7 @@ describe('claim', () => {
     const job = await queue.claim({ workerId: 'worker-1', visibilityTimeoutMs: 60_000 });
 
     expect(job).toMatchObject({ id: jobId, workspaceId: 'acme', status: 'running', payload: { n: 1 } });
-    const running = { ...enqueued, status: 'running', updatedAt: job!.updatedAt };
+    const running = { ...enqueued, status: 'running', updatedAt: job!.updatedAt, attempts: 1 };
     const entry = entryOf(jobId);
     const expected: Record<string, unknown> = {
       'ws:acme:jobs': zset([jobId, enqueued.createdAt]),
@@ -170,7 +170,7 @@ describe('claim', () => {
     const job = await queue.claim({ workerId: 'w1' });
 
     expect(job).toMatchObject({ id: 'order.1042', workspaceId: 'acme', status: 'running' });
-    const running = { ...old, status: 'running', updatedAt: job!.updatedAt };
+    const running = { ...old, status: 'running', updatedAt: job!.updatedAt, attempts: 1 };
     const state = await redisState(ctx.redis);
     expect(state['job:order.1042']).toEqual(jobHash(legacy ? running : old));
     expect(state['ws:acme:job:order.1042']).toEqual(fresh ? jobHash(running) : undefined);
@@ -181,10 +181,28 @@ describe('claim', () => {
     expect((await queue.getJob({ workspaceId: 'acme', jobId: 'order.1042' }))?.status).toBe('succeeded');
   });
 
-  it('drops the entry of a job that was cancelled while queued, without handing it out', async () => {
+  it('takes the entry of a job cancelled while queued off the queue in the same step', async () => {
+    const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
+    await ctx.redis.rpush('queue:default', 'other');
+    const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    const before = await redisState(ctx.redis);
+
+    await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'cancelled' });
+
+    const state = await redisState(ctx.redis);
+    const cancelled = (key: string) => ({ ...before[key], value: { ...(before[key].value as object), status: 'cancelled', updated_at: expect.any(String) } });
+    expect(state).toEqual({ ...before, 'queue:default': list('other'), [`job:${jobId}`]: cancelled(`job:${jobId}`), [`ws:acme:job:${jobId}`]: cancelled(`ws:acme:job:${jobId}`) });
+    expect(await metricValue(registry, 'dualwrite_claims_total', { outcome: 'skipped' })).toBe(0);
+  });
+
+  it('drops, without handing it out, the entry of a job cancelled while it waited too deep for the update to find it', async () => {
     const { queue, registry } = await makeQueue(ctx.redis, 'dualwrite');
     const { jobId } = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    // Past the 1000 entries an update searches, the entry stays where it is.
+    await ctx.redis.lpush('queue:default', ...Array.from({ length: 1000 }, (_, i) => `ahead-${i}`));
     await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'cancelled' });
+    expect(await ctx.redis.lpos('queue:default', jobId)).toBe(1000);
+    await ctx.redis.ltrim('queue:default', 1000, -1);
     const before = await redisState(ctx.redis);
 
     expect(await queue.claim({ workerId: 'w1' })).toBeNull();
@@ -202,7 +220,7 @@ describe('claim', () => {
 
     const job = await queue.claim({ workerId: 'w1' });
 
-    const running = { ...old, status: 'running', updatedAt: job!.updatedAt };
+    const running = { ...old, status: 'running', updatedAt: job!.updatedAt, attempts: 1 };
     expect(await redisState(ctx.redis)).toEqual({
       'job:old': jobHash(running),
       'ws:acme:job:old': jobHash(running),
@@ -311,6 +329,7 @@ describe('a job whose record exists is never stranded, through a rollback from c
     expect({ ...(state['job:y'].value as Record<string, string>), status: 'queued', updated_at: '' }).toEqual({
       ...(w1Legacy.value as Record<string, string>),
       updated_at: '',
+      attempts: '1',
     });
     // Forward to complete again: both jobs read back, nothing stranded.
     expect((await complete.queue.getJob({ workspaceId: 'w2', jobId: 'y' }))?.status).toBe('succeeded');
@@ -328,7 +347,7 @@ describe('finishing a claimed job', () => {
 
       const result = await queue.updateStatus({ workspaceId: 'acme', jobId, status, workerId: 'w1' });
 
-      expect(result).toEqual({ jobId, previousStatus: 'running', status, repaired: 'none' });
+      expect(result).toEqual({ jobId, previousStatus: 'running', status, repaired: 'none', expiresAt: null });
       const job = (await queue.getJob({ workspaceId: 'acme', jobId }))!;
       expect(await redisState(ctx.redis)).toEqual({
         [`job:${jobId}`]: jobHash({ ...job, status }),
@@ -385,7 +404,9 @@ describe('finishing a claimed job', () => {
 
     const state = await redisState(ctx.redis);
     expect(Object.keys(state[CLAIMS].value)).toEqual(['ws-a:same']);
-    expect(state['queue:default']).toEqual(list('ws-b:same'));
+    // ws-b's job left the queue with its cancel; ws-a's claim stands.
+    expect(state['queue:default']).toBeUndefined();
+    expect(state[PROCESSING]).toEqual(zset(['ws-a:same', expect.any(Number)]));
   });
 });
 

@@ -32,7 +32,7 @@ describe('a custom key layout', () => {
     await queue.enqueue({ workspaceId: 'acme', type: 'email.send', payload: { n: 1 }, jobId: 'j1', idempotencyKey: 'k1' });
 
     const job = (await queue.getJob({ workspaceId: 'acme', jobId: 'j1' }))!;
-    const fields = jobFields({ ...job, id: 'j1', workspaceId: 'acme' } as JobRecord);
+    const fields = jobFields({ ...job, id: 'j1', workspaceId: 'acme', idempotencyKey: 'k1' } as JobRecord);
     const state = await redisState(ctx.redis);
     expect(Object.keys(state).sort()).toEqual([
       'svc:legacy:jobs:j1',

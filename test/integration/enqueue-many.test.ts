@@ -37,14 +37,14 @@ describe('enqueueMany', () => {
     expect(await evalshaCalls()).toBe(callsBefore + 1);
     const state = await redisState(ctx.redis);
     const createdAt = Number((state['job:a'].value as Record<string, string>).created_at);
-    const record = (id: string, workspaceId = 'acme') =>
-      jobHash({ id, workspaceId, type: 't', payload: { jobId: id }, status: 'queued', createdAt, updatedAt: createdAt });
+    const record = (id: string, workspaceId = 'acme', idempotencyKey?: string) =>
+      jobHash({ id, workspaceId, type: 't', payload: { jobId: id }, status: 'queued', createdAt, updatedAt: createdAt, idempotencyKey });
     expect(state).toEqual({
       'job:a': record('a'),
-      'job:b': record('b', 'other'),
+      'job:b': record('b', 'other', 'kb'),
       'job:c': record('c'),
       'ws:acme:job:a': record('a'),
-      'ws:other:job:b': record('b', 'other'),
+      'ws:other:job:b': record('b', 'other', 'kb'),
       'ws:acme:job:c': record('c'),
       'queue:default': list('a', 'b', 'c'),
       'ws:acme:jobs': zset(['a', createdAt], ['c', createdAt]),

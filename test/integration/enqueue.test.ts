@@ -19,7 +19,7 @@ describe('enqueue', () => {
     expect(result).toEqual({ jobId: 'job-1', created: true });
     const state = await redisState(ctx.redis);
     const createdAt = Number((state['job:job-1'].value as Record<string, string>).created_at);
-    const record = { id: 'job-1', workspaceId: 'acme', type: 'email.send', payload: { to: 'a@example.com', n: 1 }, status: 'queued', createdAt, updatedAt: createdAt };
+    const record = { id: 'job-1', workspaceId: 'acme', type: 'email.send', payload: { to: 'a@example.com', n: 1 }, status: 'queued', createdAt, updatedAt: createdAt, idempotencyKey: 'order-1' };
     expect(state).toEqual({
       'job:job-1': jobHash(record),
       'ws:acme:job:job-1': jobHash(record),

@@ -93,7 +93,7 @@ describe('review findings', () => {
     await second.getJob({ workspaceId: 'acme', jobId: 'nope' });
 
     expect(registry.getMetricsAsArray().map((m) => m.name)).toEqual(metricsAfterFirst);
-    expect(metricsAfterFirst).toHaveLength(14);
+    expect(metricsAfterFirst).toHaveLength(17);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'ok' })).toBe(2);
   });
 
@@ -178,7 +178,6 @@ describe('review findings', () => {
     expect(await redisState(ctx.redis)).toEqual({
       [`job:${jobId}`]: hash(expect.objectContaining({ status: 'running' })),
       [`ws:acme:job:${jobId}`]: hash(expect.objectContaining({ status: 'running' })),
-      'queue:default': list(jobId),
       'ws:acme:jobs': zset([jobId, job!.createdAt]),
     });
   });

@@ -48,6 +48,7 @@ function asJob(job: StoredJob, source: 'legacy' | 'new'): Job {
     status: job.status as Job['status'],
     createdAt: job.createdAt,
     updatedAt: job.updatedAt,
+    attempts: 0,
     source,
   };
 }
@@ -330,6 +331,7 @@ describe('getJob', () => {
       status: 'succeeded',
       createdAt: 1_700_000_000_123,
       updatedAt: 1_700_000_000_456,
+      attempts: 0,
       source: 'legacy',
     });
     expect(typeof job!.createdAt).toBe('number');

@@ -56,8 +56,9 @@ async function putQueueAndIndex(): Promise<void> {
   await ctx.redis.rpush(QUEUE, 'j0', 'j1');
   await ctx.redis.zadd(INDEX, CREATED - 1_000, 'j0', CREATED, 'j1');
 }
-const queueAndIndex = (): Record<string, KeyState> => ({
-  [QUEUE]: list('j0', 'j1'),
+/** `left`: whether j1's entry is still waiting (an update that takes j1 off 'queued' removes it). */
+const queueAndIndex = (left = true): Record<string, KeyState> => ({
+  [QUEUE]: left ? list('j0', 'j1') : list('j0'),
   [INDEX]: zset(['j0', CREATED - 1_000], ['j1', CREATED]),
 });
 
@@ -115,7 +116,7 @@ describe('updateStatus', () => {
       ['rampdown', true, true],
       ['complete', false, true],
     ])(
-      'in %s (legacy written=%s, new written=%s) changes status and updated_at there and nothing else',
+      'in %s (legacy written=%s, new written=%s) changes status and updated_at there, takes the entry off the queue, and nothing else',
       async (stage, writesLegacy, writesNew) => {
         const { queue, registry } = await makeQueue(ctx.redis, stage);
         await putJob(LEGACY, record());
@@ -126,7 +127,7 @@ describe('updateStatus', () => {
         const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'running' });
         const after = Date.now();
 
-        expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'running', repaired: 'none' });
+        expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'running', repaired: 'none', expiresAt: null });
         const state = await redisState(ctx.redis);
         const now = freshUpdatedAt(state, writesLegacy ? LEGACY : NEW, before, after);
         const updated = jobHash(record({ status: 'running', updatedAt: now }));
@@ -134,7 +135,7 @@ describe('updateStatus', () => {
         expect(state).toEqual({
           [LEGACY]: writesLegacy ? updated : untouched,
           [NEW]: writesNew ? updated : untouched,
-          ...queueAndIndex(),
+          ...queueAndIndex(false),
         });
         expect(await counts(registry)).toEqual({ ...NO_COUNTS, ok: 1 });
       },
@@ -156,7 +157,7 @@ describe('updateStatus', () => {
         const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'succeeded' });
         const after = Date.now();
 
-        expect(result).toEqual({ jobId: 'j1', previousStatus: 'running', status: 'succeeded', repaired: 'new' });
+        expect(result).toEqual({ jobId: 'j1', previousStatus: 'running', status: 'succeeded', repaired: 'new', expiresAt: null });
         const state = await redisState(ctx.redis);
         const now = freshUpdatedAt(state, LEGACY, before, after);
         const updated = jobHash(record({ status: 'succeeded', updatedAt: now }));
@@ -184,7 +185,7 @@ describe('updateStatus', () => {
         const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'failed' });
         const after = Date.now();
 
-        expect(result).toEqual({ jobId: 'j1', previousStatus: 'running', status: 'failed', repaired: 'legacy' });
+        expect(result).toEqual({ jobId: 'j1', previousStatus: 'running', status: 'failed', repaired: 'legacy', expiresAt: null });
         const state = await redisState(ctx.redis);
         const now = freshUpdatedAt(state, NEW, before, after);
         const updated = jobHash(record({ status: 'failed', updatedAt: now }));
@@ -265,7 +266,7 @@ describe('updateStatus', () => {
       });
       const after = Date.now();
 
-      expect(result).toEqual({ jobId: 'j1', previousStatus: 'running', status: 'succeeded', repaired: 'none' });
+      expect(result).toEqual({ jobId: 'j1', previousStatus: 'running', status: 'succeeded', repaired: 'none', expiresAt: null });
       const state = await redisState(ctx.redis);
       const now = freshUpdatedAt(state, LEGACY, before, after);
       const updated = jobHash(record({ status: 'succeeded', updatedAt: now }));
@@ -330,7 +331,7 @@ describe('updateStatus', () => {
         });
         const after = Date.now();
 
-        expect(result).toEqual({ jobId: 'j1', previousStatus: authoritative(stage), status: 'cancelled', repaired: 'none' });
+        expect(result).toEqual({ jobId: 'j1', previousStatus: authoritative(stage), status: 'cancelled', repaired: 'none', expiresAt: null });
         const state = await redisState(ctx.redis);
         const writesLegacy = WRITES_LEGACY.includes(stage);
         const writesNew = WRITES_NEW.includes(stage);
@@ -410,7 +411,7 @@ describe('updateStatus', () => {
 
       const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'queued' });
 
-      expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'queued', repaired: 'none' });
+      expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'queued', repaired: 'none', expiresAt: null });
     });
   });
 
@@ -474,7 +475,7 @@ describe('updateStatus', () => {
         const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'succeeded' });
         const after = Date.now();
 
-        expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'succeeded', repaired: 'none' });
+        expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'succeeded', repaired: 'none', expiresAt: null });
         const state = await redisState(ctx.redis);
         const now = freshUpdatedAt(state, NEW, before, after);
         expect(state).toEqual({
@@ -496,7 +497,7 @@ describe('updateStatus', () => {
       const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'succeeded' });
       const after = Date.now();
 
-      expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'succeeded', repaired: 'none' });
+      expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'succeeded', repaired: 'none', expiresAt: null });
       const state = await redisState(ctx.redis);
       const now = freshUpdatedAt(state, NEW, before, after);
       expect(state).toEqual({
@@ -603,7 +604,7 @@ describe('updateStatus', () => {
       const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'running' });
       const after = Date.now();
 
-      expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'running', repaired: 'none' });
+      expect(result).toEqual({ jobId: 'j1', previousStatus: 'queued', status: 'running', repaired: 'none', expiresAt: null });
       const state = await redisState(ctx.redis);
       const now = freshUpdatedAt(state, jobKey, before, after);
       expect(state).toEqual({ [jobKey]: jobHash(record({ status: 'running', updatedAt: now })), [junkKey]: junk });
@@ -626,7 +627,7 @@ describe('updateStatus', () => {
       const result = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: next });
       const after = Date.now();
 
-      expect(result).toEqual({ jobId: 'j1', previousStatus: previous, status: next, repaired: 'none' });
+      expect(result).toEqual({ jobId: 'j1', previousStatus: previous, status: next, repaired: 'none', expiresAt: null });
       const state = await redisState(ctx.redis);
       const key = WRITES_LEGACY.includes(stage) ? LEGACY : NEW;
       const now = freshUpdatedAt(state, key, before, after);

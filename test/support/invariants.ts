@@ -137,7 +137,9 @@ export async function checkInvariants(redis: Redis, options: InvariantOptions = 
       const differing = FIELDS.filter((field) => job.legacy![field] !== job.new![field]);
       if (differing.length > 0) violate('layouts_differ', where, differing.join(', '));
     }
-    const record = job.new ?? job.legacy!;
+    // Where the layouts may disagree (a stage wrote one of them), the record written last speaks for the job.
+    const newest = job.legacy && job.new && Number(job.legacy.updated_at) > Number(job.new.updated_at) ? job.legacy : undefined;
+    const record = newest ?? job.new ?? job.legacy!;
     if (job.indexScore === undefined) violate('not_indexed', where, 'absent from the workspace index');
     else if (String(job.indexScore) !== record.created_at) {
       violate('not_indexed', where, `index score ${job.indexScore}, created_at ${record.created_at}`);

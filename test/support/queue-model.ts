@@ -82,13 +82,19 @@ export class QueueModel {
     if (expectedStatus && previousStatus !== expectedStatus) return refused('STATUS_CONFLICT');
     if (status === 'queued' && previousStatus !== 'queued') return refused('STATUS_CONFLICT');
 
+    // Leaving 'queued', the job leaves the queue: its named entry, else its bare one while job:<id> is its own.
+    if (previousStatus === 'queued' && status !== 'queued') {
+      const forms = [`${workspaceId}:${jobId}`, ...(this.legacy.get(jobId)?.workspaceId === workspaceId ? [jobId] : [])];
+      const at = forms.map((form) => this.queue.indexOf(form)).find((index) => index >= 0);
+      if (at !== undefined) this.queue.splice(at, 1);
+    }
     const legacyWritten = plan.writeLegacy && legacyState !== 'foreign';
     if (repaired === 'new') this.indexOf(workspaceId).add(jobId);
     if (legacyWritten) this.legacy.set(jobId, { workspaceId, status });
     if (plan.writeNew) this.new.set(id, { status });
     // A write to one layout of a job that has both leaves them apart; a write to both joins them.
     this.inSync.set(id, legacyWritten && plan.writeNew);
-    return predicted({ jobId, previousStatus, status, repaired });
+    return predicted({ jobId, previousStatus, status, repaired, expiresAt: null });
   }
 
   /** The record getJob returns in this stage: its status and layout, or null. */

@@ -8,8 +8,9 @@ import { jobFields } from './state';
  * (which loads the scripts), enqueue and its replay, enqueueMany, updateStatus (guarded by the
  * expected status, by the worker, and repairing a job only the legacy layout holds), getJob,
  * listJobs and its next pages (one whose cursor's job left the index), claim (a job, and an entry with no job, which goes to the orphans list),
- * recoverStalled (a claim whose time is up), and a script resent with EVAL after the cache was
- * emptied. The queue is managed: every script reads the stage record, which `admin` moves through
+ * recoverStalled (a claim whose time is up), the worker lifecycle (extendClaim, updateStatus with an
+ * error and a result under retention, requeue, deleteJob, maintain), and a script resent with EVAL
+ * after the cache was emptied. The queue is managed: every script reads the stage record, which `admin` moves through
  * the stages; `admin` also arranges what the calls find (a legacy job with an expiry, which the
  * repair copies, and entries with no job).
  */
@@ -21,6 +22,7 @@ export async function everyServiceCall(queue: DualWriteQueue, admin: Redis | Clu
   };
   const operator = new Migration({ redis: admin, stage: 'managed', queueName: queue.queueName, keys: queue.keys, metrics: false });
   await operator.initStage('off', { reason: 'tour' });
+  await operator.configure({ retention: { succeeded: 3600, failed: 3600, cancelled: 3600 } });
   await admin.hset(queue.keys.legacyJob('old'), jobFields(record('old', 'acme')));
   await admin.pexpire(queue.keys.legacyJob('old'), 3_600_000);
   await call(queue.ready());
@@ -46,6 +48,20 @@ export async function everyServiceCall(queue: DualWriteQueue, admin: Redis | Clu
     await call(queue.claim({ workerId: 'w2', visibilityTimeoutMs: 1 }));
     await new Promise((resolve) => setTimeout(resolve, 5));
     await call(queue.recoverStalled());
+    // The worker lifecycle: the recovered job again, its claim extended, failed with an error and a
+    // result (retention sets its expiry), requeued (which lifts it), then deleted while it waits.
+    const held = await call(queue.claim({ workerId: 'w3' }));
+    if (held) {
+      const job = { workspaceId: held.workspaceId, jobId: held.id };
+      await call(queue.extendClaim({ ...job, workerId: 'w3', visibilityTimeoutMs: 60_000 }));
+      await call(queue.updateStatus({ ...job, status: 'failed', workerId: 'w3', error: 'boom', result: { partial: true } }));
+      await call(queue.requeue({ ...job, reason: 'retry 1 of 3' }));
+      await call(queue.deleteJob(job));
+    }
+    // A job made with an idempotency key, deleted with it; and a job retention removed, swept.
+    await call(queue.deleteJob({ workspaceId: 'acme', jobId: `a-${stage}` }));
+    await admin.zadd(queue.keys.expiries(queue.queueName), 1, `acme:gone-${stage}`);
+    await call(queue.maintain());
     if (stage === 'dualwrite') await call(queue.updateStatus({ workspaceId: 'acme', jobId: 'old', status: 'running' }));
     if (stage === 'live') {
       await flushScripts();

@@ -72,6 +72,13 @@ export interface JobRecord {
   status: string;
   createdAt: number;
   updatedAt: number;
+  /** Claims so far; a record holds the field once a claim counted one (0 means no field). */
+  attempts?: number;
+  error?: string;
+  /** Stored as JSON. */
+  result?: unknown;
+  /** The idempotency key the job was made with, kept on it. */
+  idempotencyKey?: string;
 }
 
 /** The hash fields a job record holds, as the scripts write them. */
@@ -84,6 +91,10 @@ export function jobFields(job: JobRecord): Record<string, string> {
     status: job.status,
     created_at: String(job.createdAt),
     updated_at: String(job.updatedAt),
+    ...(job.attempts ? { attempts: String(job.attempts) } : {}),
+    ...(job.error !== undefined ? { error: job.error } : {}),
+    ...(job.result !== undefined ? { result: JSON.stringify(job.result) } : {}),
+    ...(job.idempotencyKey !== undefined ? { idempotency_key: job.idempotencyKey } : {}),
   };
 }
 
