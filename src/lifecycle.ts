@@ -26,15 +26,7 @@ export async function requeueJob(ctx: QueueContext, workspaceId: string, jobId: 
   const { reply } = await runStaged(
     ctx,
     SCRIPT.requeue,
-    [
-      ctx.keys.legacyJob(jobId),
-      ctx.keys.newJob(workspaceId, jobId),
-      ctx.keys.workspaceIndex(workspaceId),
-      ctx.keys.queue(ctx.queueName),
-      ctx.keys.processing(ctx.queueName),
-      ctx.keys.claims(ctx.queueName),
-      ctx.keys.expiries(ctx.queueName),
-    ],
+    jobAndQueueKeys(ctx, workspaceId, jobId),
     [workspaceId, jobId, workerId ?? ''],
   );
   if (reply[0] === 'STATUS_CONFLICT') {
@@ -58,13 +50,7 @@ export async function deleteJob(ctx: QueueContext, workspaceId: string, jobId: s
       ctx,
       SCRIPT.deleteJob,
       [
-        ctx.keys.legacyJob(jobId),
-        ctx.keys.newJob(workspaceId, jobId),
-        ctx.keys.workspaceIndex(workspaceId),
-        ctx.keys.queue(ctx.queueName),
-        ctx.keys.processing(ctx.queueName),
-        ctx.keys.claims(ctx.queueName),
-        ctx.keys.expiries(ctx.queueName),
+        ...jobAndQueueKeys(ctx, workspaceId, jobId),
         // The index key stands in when the job has no idempotency key: the script never touches it then.
         idempotencyKey ? ctx.keys.idempotency(workspaceId, idempotencyKey) : ctx.keys.workspaceIndex(workspaceId),
       ],
@@ -116,4 +102,18 @@ export async function maintain(ctx: QueueContext, limit: number): Promise<Mainta
   const [removed, rescheduled, kept] = [Number(reply[1]), Number(reply[2]), Number(reply[3])];
   if (removed > 0) ctx.metrics.retentionRemovals.inc(removed);
   return { removed, rescheduled, kept };
+}
+
+/** A job's keys (legacy, new, index) and its queue's (queue, processing, claims, expiries): requeue's and delete's KEYS[2..8]. */
+function jobAndQueueKeys(ctx: QueueContext, workspaceId: string, jobId: string): string[] {
+  const { keys, queueName } = ctx;
+  return [
+    keys.legacyJob(jobId),
+    keys.newJob(workspaceId, jobId),
+    keys.workspaceIndex(workspaceId),
+    keys.queue(queueName),
+    keys.processing(queueName),
+    keys.claims(queueName),
+    keys.expiries(queueName),
+  ];
 }
