@@ -91,17 +91,20 @@ describe('stage set: the guards', () => {
     await putLegacyJobs(ctx.redis, 200, ['acme']);
     await migration().initStage('dualwrite', why);
     // A backfill during which the stage moves (off and back) proves nothing: it stops, and says why.
+    // The move back waits for the stop: the stopped run records itself, and a transition checked
+    // before that record landed would be refused as a concurrent change.
     let moved: Promise<unknown> | undefined;
     const stopped = await migration()
       .backfill({
         batchSize: 10,
-        rateLimit: 400, // slow enough that the transitions land while pages remain
+        rateLimit: 400, // slow enough that the transition lands while pages remain
         onProgress: () => {
-          moved ??= migration().setStage('off', why).then(() => migration().setStage('dualwrite', why));
+          moved ??= migration().setStage('off', why);
         },
       })
       .catch((e) => e);
     await moved;
+    await migration().setStage('dualwrite', why);
 
     expect(stopped).toMatchObject({ code: 'STAGE_CHANGED' });
     expect(await refusal(migration().setStage('shadow', why))).toMatchObject({ rule: 'backfill_needed', remedy: expect.stringContaining('--resync') });
