@@ -195,6 +195,27 @@ describe('stage set: the guards', () => {
   });
 });
 
+describe('status: the next steps', () => {
+  it('in live without a fresh clean verify, say to run verify before the move to rampdown, and only the move once it is fresh', async () => {
+    await putJob(ctx.redis, 'job:j1', record('j1', 'acme'));
+    // Its clean verify ran in shadow: entering live began another epoch.
+    await reach('live');
+    const before = await redisState(ctx.redis);
+
+    const stale = await migration().status();
+    const stateAfterStatus = await redisState(ctx.redis);
+    await migration().verify();
+    const fresh = await migration().status();
+
+    const move = { description: 'move the whole fleet to rampdown', command: 'redis-dual-write stage set rampdown --reason "<why>"' };
+    expect(stale.findings.map((finding) => finding.kind)).toEqual(['verify_stale']);
+    expect(stale.next_steps).toEqual([{ description: 'prove the layouts equal in live', command: 'redis-dual-write verify' }, move]);
+    expect(stateAfterStatus).toEqual(before);
+    expect(fresh.findings).toEqual([]);
+    expect(fresh.next_steps).toEqual([move]);
+  });
+});
+
 describe('stage set with a replica', () => {
   let replica: RedisHandle;
   let replicaClient: Redis;
