@@ -268,8 +268,8 @@ describe('backfill, verify and cleanup in managed mode', () => {
     expect(code).toBe(1);
     expect(stderr.text).toContain('redis-dual-write: backfill: the stage changed from epoch 1 to 2 while it ran; run it again');
     expect(stderr.text).toContain(
-      `The stage changed while backfill ran: it stopped and satisfies no guard (its checkpoint in dualwrite:backfill:default stays; --restart walks the layout anew). ` +
-        `Look at \`redis-dual-write status --url ${ctx.handle.url}\`, then run it again in the new stage:\n  redis-dual-write backfill --rate 20 --batch-size 5 --url ${ctx.handle.url} --restart`,
+      `The stage changed while backfill ran: it stopped and satisfies no guard (its checkpoint in dualwrite:backfill:default is of the old epoch: the next run walks the layout anew). ` +
+        `Look at \`redis-dual-write status --url ${ctx.handle.url}\`, then run it again in the new stage:\n  redis-dual-write backfill --rate 20 --batch-size 5 --url ${ctx.handle.url}`,
     );
     expect(status.runs.backfill).toMatchObject({ startedEpoch: 1, endedEpoch: 2, spannedTransition: true, fresh: false, summary: { completed: false, stoppedBy: 'stage_changed' } });
   });

@@ -115,6 +115,39 @@ describe('stage set: the guards', () => {
     expect((await ctx.redis.hgetall('dualwrite:stage')).needs_resync).toBe('0');
   });
 
+  it('takes no backfill resumed from a checkpoint of an earlier epoch: the run walks the whole layout again, and what went stale since is brought level', async () => {
+    const jobs = await putLegacyJobs(ctx.redis, 30, ['acme', 'globex']);
+    await migration().initStage('dualwrite', why);
+    // Epoch 1: a resync stopped (Ctrl-C) after its first page, its checkpoint left behind.
+    const ctrlC = new AbortController();
+    const stopped = await migration().backfill({ mode: 'resync', batchSize: 10, signal: ctrlC.signal, onProgress: () => ctrlC.abort() });
+    const copiedThen = (await ctx.redis.keys('ws:*:job:*')).sort();
+    // A rollback to off (epoch 2), where an update reaches only the legacy record of a job copied in
+    // epoch 1; then dualwrite again (epoch 3), which asks for a resync.
+    await migration().setStage('off', why);
+    const updated = jobs.find((job) => copiedThen.includes(`ws:${job.workspaceId}:job:${job.id}`))!;
+    await ctx.redis.hset(`job:${updated.id}`, 'status', 'failed', 'updated_at', String(updated.updatedAt + 1000));
+    await migration().setStage('dualwrite', why);
+
+    const report = await migration().backfill({ mode: 'resync', batchSize: 10 });
+
+    expect(stopped).toMatchObject({ completed: false, examined: expect.any(Number) });
+    expect(copiedThen.length).toBeGreaterThan(0);
+    expect(copiedThen.length).toBeLessThan(jobs.length);
+    expect(report).toMatchObject({ completed: true, resumed: false, examined: jobs.length });
+    const state = await redisState(ctx.redis);
+    expect(Object.keys(state).sort()).toEqual(
+      [
+        'dualwrite:stage', 'dualwrite:stage:history', 'ws:acme:jobs', 'ws:globex:jobs',
+        ...jobs.flatMap((job) => [`job:${job.id}`, `ws:${job.workspaceId}:job:${job.id}`]),
+      ].sort(),
+    );
+    for (const job of jobs) expect(state[`ws:${job.workspaceId}:job:${job.id}`]).toEqual(state[`job:${job.id}`]);
+    expect(state[`job:${updated.id}`].value).toMatchObject({ status: 'failed' });
+    expect(state['dualwrite:stage'].value).toMatchObject({ epoch: '3', last_backfill_started_epoch: '3', last_backfill_ended_epoch: '3' });
+    expect(await migration().setStage('shadow', why)).toMatchObject({ to: 'shadow', forced: false });
+  });
+
   it('needs a clean verify of this epoch into live, and calls it stale after maxVerifyAgeMs', async () => {
     await putJob(ctx.redis, 'job:j1', record('j1', 'acme'));
     await migration().initStage('shadow', { reason: 'test', maxVerifyAgeMs: 200 });
