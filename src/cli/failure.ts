@@ -20,7 +20,7 @@ import type { Target } from './target';
  */
 export class CommandFailure extends Error {
   constructor(
-    readonly code: 'REDIS_UNAVAILABLE' | 'TIMEOUT' | 'AUTHENTICATION_FAILED' | 'NO_PERMISSION' | 'TLS_FAILED' | 'NOT_A_CLUSTER',
+    readonly code: 'REDIS_UNAVAILABLE' | 'TIMEOUT' | 'AUTHENTICATION_FAILED' | 'NO_PERMISSION' | 'TLS_FAILED' | 'NOT_A_CLUSTER' | 'CLUSTER_NOT_READY',
     message: string,
     options?: { cause?: unknown },
   ) {

@@ -20,6 +20,7 @@ import {
 import { aclNames, captureCommands, refusedTo, type SentCommand } from '../support/capture';
 import { clusterState, describeCluster, nodeName, useCluster } from '../support/cluster';
 import { everyServiceCall } from '../support/service-tour';
+import { cli } from '../support/cli';
 import { TOUR_EXIT_CODES, toolsTour, type ToolsTarget, type ToolsUser } from '../support/tools-tour';
 
 const TAG = 'orders';
@@ -184,6 +185,28 @@ describeCluster('access control on a cluster', () => {
     );
     expect(finished).toHaveLength(STAGES.length);
   });
+
+  // A client refused its ready check only retries, in silence: the command would wait out a connect
+  // timeout this long (past the test's own limit) and then blame a silent Redis.
+  it.each([
+    ['cluster|info', 'CLUSTER INFO'],
+    ['cluster|slots', 'CLUSTER SLOTS'],
+  ])('the command as a user without %s exits 3 at once, naming %s and the rule to grant; nothing written', async (rule, command) => {
+    await aclUser(TOOLS.name, [...toolsRules(), `-${rule}`]);
+    const seeds = ctx.handle.nodes.map(({ host, port }) => `redis://${TOOLS.name}:${TOOLS.name}-secret@${host}:${port}`).join(',');
+    const target = ['--cluster', seeds, '--tag', TAG, '--connect-timeout', '120000'];
+
+    const status = await cli(['status', ...target]);
+    const init = await cli(['stage', 'init', 'off', '--reason', 'x', '--json', ...target]);
+
+    expect(status.code).toBe(3);
+    expect(status.stderr).toContain(`refused a command the cluster client needs to connect: the Redis user may not run ${command}`);
+    expect(status.stderr).toContain(`grant +${rule}`);
+    expect(init.code).toBe(3);
+    expect(JSON.parse(init.stdout)).toEqual({ error: { code: 'NO_PERMISSION', message: expect.stringContaining(`may not run ${command}`) } });
+    expect(status.stderr + init.stdout + init.stderr).not.toContain(`${TOOLS.name}-secret`);
+    expect(await clusterState(ctx.cluster)).toEqual({});
+  }, 20_000);
 
   it.each([
     ['cluster|info', 'CLUSTER INFO', 'connecting'],
