@@ -63,15 +63,8 @@ describeCluster('access control on a cluster', () => {
   });
 
   const TOOLS: ToolsUser = { name: 'tools', password: 'tools-secret' };
-  /**
-   * The tools' rules on this cluster. Until the backfill checkpoint lives behind the queue's tag
-   * (issue 12, item 17, on another branch), it is `dualwrite:backfill:<queue>`, outside them: the
-   * user may reach that one key too. Once the layout names the checkpoint this adds nothing.
-   */
-  const toolsRules = () => {
-    const layout = clusterLayout(TAG) as { checkpoint?: unknown };
-    return [...migrationAclRules(PREFIX), ...(layout.checkpoint ? [] : [`~dualwrite:backfill:${TAG}`])];
-  };
+  /** The tools' rules on this cluster: every key of the queue, the checkpoint and the stage record included, is behind its tag. */
+  const toolsRules = () => migrationAclRules(PREFIX);
   const servers = () => ctx.handle.nodes.map(({ host, port }) => ({ host, port }));
   const nodeNamed = (server: string) => ctx.cluster.nodes('all').find((node) => nodeName(node) === server)!;
 
@@ -149,6 +142,11 @@ describeCluster('access control on a cluster', () => {
       ['live0', 'live1', 'live2', 'live3'].map((id) => `${PREFIX}job:${id}`),
     );
     expect(Object.keys(state).filter((key) => key.startsWith(`${PREFIX}ws:`) && key.includes(':job:'))).toHaveLength(44);
+    // The managed steps went through the stage record in the queue's slot: to complete, with the cleanup counted.
+    expect(state[`${PREFIX}dualwrite:stage`].value).toMatchObject({ stage: 'complete', epoch: '5', forced: '0', cleanup_deleted: '40' });
+    expect((state[`${PREFIX}dualwrite:stage:history`].value as string[]).map((entry) => JSON.parse(entry).to)).toEqual(
+      ['complete', 'rampdown', 'live', 'shadow', 'dualwrite'],
+    );
   });
 
   it("serviceAclRules('{orders}:') lets a Cluster client with ioredis' defaults start and run every operation, nothing refused", async () => {
