@@ -149,6 +149,22 @@ describeCluster('access control on a cluster', () => {
     );
   });
 
+  it("every tool runs with --prefix and --tag together as exactly migrationAclRules('app:{orders}:') on every node: every key under that prefix once, nothing refused", async () => {
+    await aclUser(TOOLS.name, migrationAclRules(`app:${PREFIX}`));
+
+    const steps = await toolsTour({ ...onCluster(), keyPrefix: 'app:' }, TOOLS);
+
+    expect(steps).toEqual(TOUR_EXIT_CODES);
+    expect(await refusals()).toEqual([]);
+    const keys = Object.keys(await clusterState(ctx.cluster));
+    expect(keys.filter((key) => !key.startsWith(`app:${PREFIX}`) || key.slice(`app:${PREFIX}`.length).includes(PREFIX))).toEqual([]);
+    expect(keys.filter((key) => key.startsWith(`app:${PREFIX}job:`))).toHaveLength(4);
+    expect(keys.filter((key) => key.startsWith(`app:${PREFIX}ws:`) && key.includes(':job:'))).toHaveLength(44);
+    expect(keys.filter((key) => key.startsWith(`app:${PREFIX}dualwrite:`)).sort()).toEqual(
+      ['instances', 'instances:info', 'stage', 'stage:history'].map((name) => `app:${PREFIX}dualwrite:${name}`),
+    );
+  });
+
   it("serviceAclRules('{orders}:') lets a Cluster client with ioredis' defaults start and run every operation, nothing refused", async () => {
     // The deploy user (here the default one) loads the scripts on every node; the service user may not.
     await new DualWriteQueue({ heartbeat: false, redis: ctx.cluster, queueName: TAG, stage: 'off', keys: clusterLayout(TAG), metrics: false }).ready();

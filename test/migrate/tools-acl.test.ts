@@ -8,7 +8,7 @@
  * without what a transition writes. test/cluster/access-control.test.ts does the same on a cluster.
  */
 import Redis from 'ioredis';
-import { IOREDIS_DEFAULT_COMMANDS, Migration, MIGRATION_COMMANDS, migrationAclRules, SERVICE_COMMANDS, serviceAclRules } from '../../src';
+import { clusterLayout, IOREDIS_DEFAULT_COMMANDS, Migration, MIGRATION_COMMANDS, migrationAclRules, SERVICE_COMMANDS, serviceAclRules } from '../../src';
 import { cli } from '../support/cli';
 import { aclNames, captureCommands, refusedTo, type SentCommand } from '../support/capture';
 import { useRedis } from '../support/redis';
@@ -32,11 +32,11 @@ function standalone(): ToolsTarget {
   };
 }
 
-/** What the tour leaves, by kind of key: the same whoever runs the tools. */
-async function stateSummary(): Promise<Record<string, number>> {
+/** What the tour leaves, by kind of key under `prefix` (a key outside it counts as such): the same whoever runs the tools. */
+async function stateSummary(prefix = ''): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const key of Object.keys(await redisState(ctx.redis))) {
-    const kind = key.replace(/:(j|live)\d+$/, ':<id>');
+    const kind = key.startsWith(prefix) ? key.slice(prefix.length).replace(/:(j|live)\d+$/, ':<id>') : `OUTSIDE THE PREFIX: ${key}`;
     counts[kind] = (counts[kind] ?? 0) + 1;
   }
   return counts;
@@ -97,6 +97,17 @@ describe("the migration tools' ACL rules, on one server", () => {
     expect(await ctx.redis.call('ACL', 'LOG')).toEqual([]);
     expect(await stateSummary()).toEqual(END_STATE);
     expect(await ctx.redis.hgetall('dualwrite:stage')).toMatchObject({ stage: 'complete', epoch: '5', forced: '0', cleanup_deleted: '40' });
+  });
+
+  it("run with --prefix and --tag together as exactly migrationAclRules('app:{orders}:'): every key under that prefix once, none outside it, nothing refused", async () => {
+    await ctx.redis.call('ACL', 'SETUSER', TOOLS.name, 'reset', 'on', `>${TOOLS.password}`, ...migrationAclRules('app:{orders}:'));
+    const target = { ...standalone(), keys: clusterLayout('orders'), keyPrefix: 'app:', layoutArgs: ['--tag', 'orders'] };
+
+    const steps = await toolsTour(target, TOOLS);
+
+    expect(steps).toEqual(TOUR_EXIT_CODES);
+    expect(await ctx.redis.call('ACL', 'LOG')).toEqual([]);
+    expect(await stateSummary('app:{orders}:')).toEqual(END_STATE);
   });
 
   it("stage control is not the service's: its rules stay without what a transition writes, and the service user cannot move the fleet", async () => {

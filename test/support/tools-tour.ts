@@ -10,6 +10,8 @@ export interface ToolsTarget {
   admin: Redis | Cluster;
   /** The service's layout (clusterLayout on a cluster), for the arranging queue and the library step. */
   keys?: KeyLayoutOption;
+  /** The service's keyPrefix, given to the command as --prefix. */
+  keyPrefix?: string;
   /** The command's arguments that name the target, connecting as `user` (the default user when absent). */
   cliTarget(user?: ToolsUser): string[];
   /** What backfill, verify and cleanup are told of the layout besides --queue (on a cluster, --tag). */
@@ -85,12 +87,14 @@ export async function toolsTour(
   const tool = async (argv: string[], options: { signal?: AbortSignal; name?: string } = {}) => {
     const name = options.name ?? argv.join(' ');
     // scripts load and check concern every script of the manifest, not one queue's layout.
-    const layout = argv[0] === 'scripts' ? [] : ['--queue', QUEUE, ...(target.layoutArgs ?? [])];
-    const code = await observe(name, () => cli([...argv, ...target.cliTarget(user), ...layout], options.signal));
+    const prefix = target.keyPrefix !== undefined ? ['--prefix', target.keyPrefix] : [];
+    const layout = argv[0] === 'scripts' ? [] : ['--queue', QUEUE, ...prefix, ...(target.layoutArgs ?? [])];
+    const expected = TOUR_EXIT_CODES[steps.length]?.code;
+    const code = await observe(name, () => cli([...argv, ...target.cliTarget(user), ...layout], expected, options.signal));
     steps.push({ name, code });
   };
   const stageSet = (stage: string, name = `stage set ${stage}`) => tool(['stage', 'set', stage, '--reason', `tour: ${stage}`], { name });
-  const service = new DualWriteQueue({ heartbeat: false, redis: target.admin, queueName: QUEUE, stage: 'dualwrite', keys: target.keys, metrics: false });
+  const service = new DualWriteQueue({ heartbeat: false, redis: target.admin, queueName: QUEUE, stage: 'dualwrite', keys: target.keys, keyPrefix: target.keyPrefix, metrics: false });
 
   // Jobs of the legacy service, from before the package.
   const legacy = Array.from({ length: 40 }, (_, i) => record(`j${i}`, ['acme', 'globex'][i % 2]));
@@ -125,7 +129,7 @@ export async function toolsTour(
   const client = target.clientAs(user);
   try {
     const code = await observe('library verify after SCRIPT FLUSH', async () => {
-      const migration = new Migration({ redis: client, queueName: QUEUE, stage: 'live', keys: target.keys, metrics: false });
+      const migration = new Migration({ redis: client, queueName: QUEUE, stage: 'live', keys: target.keys, keyPrefix: target.keyPrefix, metrics: false });
       return (await migration.verify()).clean ? 0 : 1;
     });
     steps.push({ name: 'library verify after SCRIPT FLUSH', code });
@@ -151,7 +155,7 @@ export async function toolsTour(
   await tool(['cleanup', '--stage', 'complete', '--yes'], { name: 'cleanup --stage complete --yes refused beside the record' });
   // A managed instance of the service beats once, at the record's epoch: status lists it, healthy.
   const instance = new DualWriteQueue({
-    redis: target.admin, queueName: QUEUE, stage: 'managed', keys: target.keys, metrics: false, instanceId: 'web-1', heartbeat: { intervalMs: 3_600_000 },
+    redis: target.admin, queueName: QUEUE, stage: 'managed', keys: target.keys, keyPrefix: target.keyPrefix, metrics: false, instanceId: 'web-1', heartbeat: { intervalMs: 3_600_000 },
   });
   await instance.getJob({ workspaceId: 'acme', jobId: 'live0' });
   for (let i = 0; i < 100 && (await target.admin.zscore(instance.keys.instances(), 'web-1')) === null; i++) {
@@ -161,13 +165,16 @@ export async function toolsTour(
   return steps;
 }
 
-/** The command, run in-process as the bin would; its output is dropped (the exit code says enough here). */
-async function cli(argv: string[], signal?: AbortSignal): Promise<number> {
+/**
+ * The command, run in-process as the bin would; its output is dropped (the exit code says enough
+ * here), unless the run did not end as the tour expects: then its stderr shows why.
+ */
+async function cli(argv: string[], expected: number | undefined, signal?: AbortSignal): Promise<number> {
   const sink = { write: () => true };
   const output = { text: '' };
   const stderr = { isTTY: false, write: (s: string) => ((output.text += s), true) };
   const code = await main(argv, { stdout: sink, stderr, env: {}, signal });
-  if (code !== 0 && code !== 130) {
+  if (code !== expected) {
     const shown = argv.join(' ').replace(/:\/\/([^:@/]+):[^@]+@/g, '://$1:***@');
     process.stderr.write(`redis-dual-write ${shown} exited ${code}:\n${output.text}\n`);
   }
