@@ -49,9 +49,10 @@ export function serviceAclRules(keyPrefix = ''): string[] {
 
 /**
  * What a Redis ACL user needs to run the migration tools (the command's scripts load and check,
- * backfill, verify and cleanup, and the Migration class): the commands they send, their scripts'
- * inner commands included. test/migrate/tools-acl.test.ts and test/cluster/access-control.test.ts
- * capture what every tool sends with MONITOR and hold this list equal to it.
+ * stage init, stage set, status, backfill, verify and cleanup, and the Migration class): the
+ * commands they send, their scripts' inner commands included. test/migrate/tools-acl.test.ts and
+ * test/cluster/access-control.test.ts capture what every tool sends with MONITOR and hold this list
+ * equal to it.
  */
 export const MIGRATION_COMMANDS = [
   // calling the migration's scripts (EVAL after NOSCRIPT); loading every script (scripts load, and
@@ -65,9 +66,14 @@ export const MIGRATION_COMMANDS = [
   // bare entries), and, inside verify's scripts, pages of the queue, the processing set and the
   // claims (claim_consistency_page) and entries that seem orphaned (confirm_orphans)
   'scan', 'exists', 'lrange', 'lpos', 'zrange', 'hexists', 'hscan',
-  // compare_layouts asks the server's clock whether retention's time for a job has come
-  'time',
-  // the client's own (INFO is also how ready() checks the server and a backfill knows a restarted one)
+  // stage control: a transition (set_stage) stamps the record with the server's TIME (compare_layouts
+  // reads it too, to know whether retention's time for a job has come) and pushes it
+  // onto the bounded history; a step records its result (record_run) and raises the record's
+  // revision and cleanup count; after a transition, WAIT for a replica of the record's master (sent
+  // only when it has one); status reads the heartbeats by age and the history (LRANGE, above)
+  'time', 'lpush', 'ltrim', 'hincrby', 'wait', 'zrangebyscore',
+  // the client's own (INFO is also how ready() checks the server, a backfill knows a restarted one
+  // and a transition finds the record's replicas)
   ...IOREDIS_DEFAULT_COMMANDS,
 ] as const;
 

@@ -22,7 +22,8 @@ export type ErrorCode =
   | 'CROSS_SLOT'
   | 'STAGE_UNSET'
   | 'STAGE_CHANGED'
-  | 'TRANSITION_REFUSED';
+  | 'TRANSITION_REFUSED'
+  | 'MANAGED_LAYOUT';
 
 export abstract class DualWriteError extends Error {
   abstract readonly code: ErrorCode;
@@ -286,5 +287,27 @@ export class TransitionRefusedError extends DualWriteError {
     readonly remedy: string,
   ) {
     super(`stage ${from} -> ${to} refused (${rule}): ${remedy}; nothing changed`);
+  }
+}
+
+/**
+ * A static-mode step that must be recorded in the layout's stage record, run while the layout has
+ * one: a cleanup that deletes legacy records must raise the record's count of them, or the guard
+ * that stops rollbacks into stages reading the legacy layout never hears of it. Nothing was written.
+ */
+export class ManagedLayoutError extends DualWriteError {
+  readonly code = 'MANAGED_LAYOUT' as const;
+  constructor(
+    readonly operation: string,
+    /** The stage record's key, and the stage it holds. */
+    readonly key: string,
+    readonly stage: string,
+  ) {
+    super(
+      `${operation} with yes in static mode is refused: the layout's stage record ${key} (stage ${stage}) manages it, and ` +
+        'the stage guard that stops rollbacks into stages reading the legacy layout would never hear of these deletions; ' +
+        'nothing was deleted. Run it in managed mode: `redis-dual-write cleanup --yes` (without --stage), or ' +
+        "new Migration({ stage: 'managed' }).cleanup({ yes: true })",
+    );
   }
 }

@@ -199,7 +199,7 @@ Exit code 1 when anything diverges.`,
     summary: 'delete legacy job keys once the migration is complete (dry run unless --yes)',
     usage: 'cleanup [--stage complete] [--yes] [--exclude <glob>]... [options]',
     options: {
-      ...stage("static mode: must be 'complete', the legacy layout is then neither read nor written; default: managed mode"),
+      ...stage("static mode: must be 'complete', the legacy layout is then neither read nor written; default: managed mode (--yes in static mode is refused while the layout has a stage record)"),
       yes: { type: 'boolean', help: 'really delete (without it: a dry run that counts and writes nothing)' },
       ...EXCLUDE,
       ...CONNECTION,
@@ -214,9 +214,10 @@ still names. ${INTERRUPT}
 
 ${MANAGED}
 Once a managed cleanup has deleted anything, \`stage set\` refuses (short of --force) every stage
-that reads the legacy layout (off, dualwrite, shadow).
+that reads the legacy layout (off, dualwrite, shadow). So --stage complete --yes is refused while the
+layout has a stage record: its deletions would not be recorded.
 
-Exit code 1 when refused (wrong stage, verify not clean).`,
+Exit code 1 when refused (wrong stage, verify not clean, static --yes beside a stage record).`,
   },
   {
     name: 'stage init',

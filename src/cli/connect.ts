@@ -1,6 +1,8 @@
 import { performance } from 'node:perf_hooks';
 import Redis, { Cluster } from 'ioredis';
 import { isCluster } from '../cluster/nodes';
+import { untilReady } from '../cluster/ready';
+import { PermissionError } from '../errors';
 import { authenticationFailure, CommandFailure, isAuthenticationError } from './failure';
 import type { Target } from './target';
 
@@ -53,17 +55,23 @@ export function createClient(target: Target): Redis | Cluster {
  * Connects and waits until the client is usable, within the connect timeout. The client's own
  * connectTimeout ends at the TCP connect: a server that accepts the connection and then never
  * answers would hold the handshake (AUTH, the ready check, the cluster's slot map) forever, so the
- * whole of it is bounded here. A failure says what went wrong in the operator's terms.
+ * whole of it is bounded here. A cluster client is ready only once it has the slot map and has
+ * passed its ready check (CLUSTER INFO): untilReady reports a refused start command as the refusal,
+ * which the client itself only retries in silence. A failure says what went wrong in the
+ * operator's terms.
  */
 export async function connect(client: Redis | Cluster, target: Target): Promise<void> {
   const startedAt = performance.now();
   const seen: { error: Error; node?: string }[] = [];
   const onError = (error: Error) => seen.push({ error });
   const onNodeError = (error: Error, node: string) => seen.push({ error, node });
+  // A cluster client that got this far has the slot map: what is left is its ready check.
+  let gotSlotMap = false;
+  const onSlotMap = () => void (gotSlotMap = true);
   client.on('error', onError);
-  if (isCluster(client)) client.on('node error', onNodeError);
+  if (isCluster(client)) client.on('node error', onNodeError).on('connect', onSlotMap);
   let timer: NodeJS.Timeout | undefined;
-  const connecting = client.connect();
+  const connecting = isCluster(client) ? untilReady(client) : client.connect();
   // Past the deadline nobody awaits it; its rejection is expected and already recorded.
   connecting.catch(() => {});
   const deadline = new Promise<'timeout'>((resolve) => {
@@ -74,19 +82,62 @@ export async function connect(client: Redis | Cluster, target: Target): Promise<
     if (outcome === 'timeout') {
       const status = client.status;
       client.disconnect();
+      if (gotSlotMap && !seen.some(({ error }) => isAuthenticationError(error))) throw notReadyFailure(target, 'timeout');
       throw connectFailure(seen, target, status);
     }
   } catch (error) {
     if (error instanceof CommandFailure) throw error;
     client.disconnect();
+    if (error instanceof PermissionError) {
+      throw new CommandFailure('NO_PERMISSION', `Redis at ${target.shown} refused a command the cluster client needs to connect: ${error.message}`, {
+        cause: error,
+      });
+    }
     const failure = connectFailure([...seen, { error: error as Error }], target);
     const left = target.connectTimeoutMs - (performance.now() - startedAt);
-    if (failure.code !== 'REDIS_UNAVAILABLE' || target.kind !== 'cluster' || left < 1) throw failure;
+    if (failure.code !== 'REDIS_UNAVAILABLE' || target.kind !== 'cluster') throw failure;
+    if (gotSlotMap) throw notReadyFailure(target, left >= 1 ? await clusterStateOf({ ...target, connectTimeoutMs: Math.ceil(left) }) : undefined);
+    if (left < 1) throw failure;
     throw (await seedFailure({ ...target, connectTimeoutMs: Math.ceil(left) })) ?? failure;
   } finally {
     clearTimeout(timer);
     client.off('error', onError);
-    if (isCluster(client)) client.off('node error', onNodeError);
+    if (isCluster(client)) client.off('node error', onNodeError).off('connect', onSlotMap);
+  }
+}
+
+/**
+ * A cluster that gave its slot map but never passed the client's ready check: CLUSTER INFO did not
+ * say cluster_state:ok (a slot no master serves, say), so the client would retry forever. `state` is
+ * what the first seed says of itself, when it could be asked in time; 'timeout' when the connect
+ * timeout ran out first.
+ */
+function notReadyFailure(target: Target, state: string | 'timeout' | undefined): CommandFailure {
+  const within = state === 'timeout' ? ` within ${target.connectTimeoutMs} ms (--connect-timeout)` : '';
+  const said = state && state !== 'timeout' ? `: ${target.endpoints[0].host}:${target.endpoints[0].port} says ${state}` : '';
+  return new CommandFailure(
+    'CLUSTER_NOT_READY',
+    `${target.shown} gave its slot map but did not pass the client's ready check${within}${said}; ` +
+      'CLUSTER INFO must say cluster_state:ok, which needs every hash slot served by a reachable master (CLUSTER INFO and CLUSTER SLOTS on a node show which are not)',
+  );
+}
+
+/** What the first seed says of the cluster's state (cluster_state, slots assigned), asked on a connection of its own. */
+async function clusterStateOf(target: Target): Promise<string | undefined> {
+  const [seed] = target.endpoints;
+  const alone: Target = { ...target, kind: 'server', endpoints: [seed], shown: `${seed.host}:${seed.port}`, commandTimeoutMs: target.connectTimeoutMs };
+  const probe = createClient(alone);
+  try {
+    await connect(probe, alone);
+    const info = String(await probe.call('CLUSTER', 'INFO'));
+    const state = /cluster_state:(\w+)/.exec(info)?.[1];
+    const assigned = /cluster_slots_assigned:(\d+)/.exec(info)?.[1];
+    if (!state) return undefined;
+    return `cluster_state:${state}${assigned !== undefined ? ` with ${assigned} of 16384 slots assigned` : ''}`;
+  } catch {
+    return undefined;
+  } finally {
+    probe.disconnect();
   }
 }
 

@@ -1,6 +1,7 @@
 import {
   CrossSlotError,
   DualWriteError,
+  ManagedLayoutError,
   ScriptMismatchError,
   StageChangedError,
   StageUnsetError,
@@ -19,7 +20,7 @@ import type { Target } from './target';
  */
 export class CommandFailure extends Error {
   constructor(
-    readonly code: 'REDIS_UNAVAILABLE' | 'TIMEOUT' | 'AUTHENTICATION_FAILED' | 'NO_PERMISSION' | 'TLS_FAILED' | 'NOT_A_CLUSTER',
+    readonly code: 'REDIS_UNAVAILABLE' | 'TIMEOUT' | 'AUTHENTICATION_FAILED' | 'NO_PERMISSION' | 'TLS_FAILED' | 'NOT_A_CLUSTER' | 'CLUSTER_NOT_READY',
     message: string,
     options?: { cause?: unknown },
   ) {
@@ -31,7 +32,7 @@ export class CommandFailure extends Error {
  * The one place an error becomes an exit code. 2: the command line was wrong (on a cluster, a layout
  * that splits an operation over slots means --tag is missing). 1: the run was refused or found a
  * script that differs, which a person must look at: so are a refused transition, a layout without
- * its stage record, and a managed run the stage changed under. 3: everything else, meaning the run
+ * its stage record, a managed run the stage changed under, and a static cleanup beside a record. 3: everything else, meaning the run
  * itself failed (unreachable, TLS, authentication, permission, timeout, a crash) and proved nothing.
  */
 export function exitCodeFor(error: unknown): number {
@@ -42,7 +43,8 @@ export function exitCodeFor(error: unknown): number {
     error instanceof ScriptMismatchError ||
     error instanceof TransitionRefusedError ||
     error instanceof StageUnsetError ||
-    error instanceof StageChangedError
+    error instanceof StageChangedError ||
+    error instanceof ManagedLayoutError
   ) {
     return EXIT.attention;
   }
@@ -60,6 +62,7 @@ export function errorCode(error: unknown): string {
 export function errorFacts(error: unknown): Record<string, unknown> {
   if (error instanceof TransitionRefusedError) return { from: error.from, to: error.to, rule: error.rule, remedy: error.remedy };
   if (error instanceof StageUnsetError) return { key: error.key };
+  if (error instanceof ManagedLayoutError) return { operation: error.operation, key: error.key, stage: error.stage };
   if (error instanceof StageChangedError) return { operation: error.operation, startedEpoch: error.startedEpoch, currentEpoch: error.currentEpoch };
   return {};
 }

@@ -128,13 +128,12 @@ function resumeHint(step: Step, argv: readonly string[], migration: Migration): 
 
 /**
  * After the stage changed under a managed run: the run stopped with nothing of its interrupted batch
- * written, and proves nothing to the guards. A backfill starts over (--restart), so the run the
- * record keeps walked the whole layout in the new stage.
+ * written, and proves nothing to the guards. A backfill run again starts over by itself: its
+ * checkpoint is of the old epoch, so the run the record keeps walks the whole layout in the new stage.
  */
 function stageChangedHint(step: Step, argv: readonly string[], migration: Migration): string {
-  const words = argv.filter((arg) => arg !== '--restart');
-  const { again, secret } = sameCommand(step === 'backfill' ? [...words, '--restart'] : words);
-  const checkpoint = step === 'backfill' ? ` (its checkpoint in ${migration.checkpointKey} stays; --restart walks the layout anew)` : '';
+  const { again, secret } = sameCommand(argv);
+  const checkpoint = step === 'backfill' ? ` (its checkpoint in ${migration.checkpointKey} is of the old epoch: the next run walks the layout anew)` : '';
   return `The stage changed while ${step} ran: it stopped and satisfies no guard${checkpoint}. Look at \`redis-dual-write status\`, then run it again in the new stage:\n  ${again}${secret}`;
 }
 

@@ -88,14 +88,20 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
   );
   const runIds = servers.map((server) => server.id);
   const saved = run.restart ? null : await readCheckpoint(redis, checkpointKey);
+  // A checkpoint of another epoch is not resumed: the pages it walked were copied under another
+  // stage (a stay in off since would have left them stale), and a run recorded for this epoch's
+  // guard must have walked the whole layout in this epoch.
   const resumed =
     saved !== null &&
     saved.mode === mode &&
+    saved.epoch === context.epoch &&
     ((saved.cursor !== '0' && runIds.includes(saved.serverRunId)) || saved.done.some((id) => runIds.includes(id)));
   if (saved && !resumed && !run.restart) {
-    context.logger.warn('redis-dual-write: backfill checkpoint not resumable (other mode or a restarted server); starting over', {
+    context.logger.warn('redis-dual-write: backfill checkpoint not resumable (other mode, another epoch of the stage record, or a restarted server); starting over', {
       checkpointMode: saved.mode,
       mode,
+      checkpointEpoch: saved.epoch,
+      epoch: context.epoch,
     });
   }
   const counts = resumed ? saved.counts : {};
@@ -186,6 +192,7 @@ export async function backfill(context: MigrationContext, options: BackfillOptio
     await writeCheckpoint(redis, checkpointKey, {
       cursor: position.cursor,
       mode,
+      epoch: context.epoch,
       serverRunId: position.serverId,
       done: [...position.done],
       startedAt,

@@ -7,6 +7,11 @@ export interface Checkpoint {
   /** The SCAN cursor of the next page to copy. */
   cursor: string;
   mode: string;
+  /**
+   * The stage record's epoch the run that wrote it ran in ('' in static mode, and in a checkpoint
+   * from before epochs were kept): a run resumes only a checkpoint of its own epoch.
+   */
+  epoch: string;
   /** A SCAN cursor is only valid on the server process that issued it (Redis seeds its hash per start). */
   serverRunId: string;
   /** On a Cluster: run_ids of the masters whose walk is over (the cursor is on `serverRunId`'s). */
@@ -30,6 +35,7 @@ export async function readCheckpoint(redis: RedisClient, key: string): Promise<C
   return {
     cursor: fields.cursor ?? '0',
     mode: fields.mode ?? '',
+    epoch: fields.epoch ?? '',
     serverRunId: fields.server_run_id ?? '',
     done: (fields.done ?? '').split(',').filter(Boolean),
     startedAt: Number(fields.started_at ?? 0),
@@ -41,6 +47,7 @@ export async function writeCheckpoint(redis: RedisClient, key: string, checkpoin
   await redis.hset(key, {
     cursor: checkpoint.cursor,
     mode: checkpoint.mode,
+    epoch: checkpoint.epoch,
     server_run_id: checkpoint.serverRunId,
     done: checkpoint.done.join(','),
     started_at: String(checkpoint.startedAt),

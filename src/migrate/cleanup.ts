@@ -1,8 +1,9 @@
-import { ValidationError, VerifyNotCleanError, WrongStageError } from '../errors';
+import { ManagedLayoutError, PermissionError, ValidationError, VerifyNotCleanError, WrongStageError } from '../errors';
 import { parseQueueEntry } from '../keys';
 import type { Stage } from '../stages';
 import { serversOf } from '../cluster/nodes';
-import { errorForReply } from '../scripts/replies';
+import { errorForReply, translateRedisError } from '../scripts/replies';
+import { readStageRecord } from '../stage-control/record';
 import { runBatch, runScript, SCRIPT, slotBatches, type MigrationContext } from './context';
 import { BAD_JOB_ID_DETAIL, readLegacyRecords } from './legacy-record';
 import { checkRunOptions, type RunOptions } from './options';
@@ -64,6 +65,7 @@ export async function cleanup(context: MigrationContext, options: CleanupOptions
   const dryRun = run.yes !== true;
   // Before complete the legacy layout is still read or written: deleting it would lose jobs.
   if (context.stage !== 'complete') throw new WrongStageError('cleanup', context.stage, ['complete']);
+  if (!dryRun && context.stages.mode === 'static') await refuseBesideStageRecord(context);
 
   const started = Date.now();
   const { yes: _yes, ...verifyOptions } = run;
@@ -202,6 +204,26 @@ async function bareQueueEntries(context: MigrationContext, pageSize: number): Pr
     }
   }
   return bare;
+}
+
+/**
+ * A static cleanup that deletes writes nothing into the stage record, so on a managed layout the
+ * record's count of deleted legacy records, which keeps rollbacks out of the stages that read the
+ * legacy layout, would stay at zero: refused while a record exists. A user the ACL keeps from the
+ * record cannot tell; it is warned, and goes on as before stage records existed.
+ */
+async function refuseBesideStageRecord(context: MigrationContext): Promise<void> {
+  let record;
+  try {
+    record = await readStageRecord(context.redis, context.stageKey);
+  } catch (error) {
+    if (!(translateRedisError(error) instanceof PermissionError)) throw error;
+    context.logger.warn('redis-dual-write: cleanup in static mode could not read the stage record; if the layout is managed, run cleanup in managed mode', {
+      key: context.stageKey,
+    });
+    return;
+  }
+  if (record) throw new ManagedLayoutError('cleanup', context.stageKey, record.stage);
 }
 
 /** What the stage record keeps of a cleanup: enough for the guards and for `status`. */

@@ -78,7 +78,7 @@ export async function stageStatus(base: MigrationBase, options: StatusOptions = 
       instances,
       findings,
       healthy: findings.length === 0,
-      next_steps: nextSteps(record, now),
+      next_steps: nextSteps(record, runs, now),
     };
   } catch (error) {
     throw translateRedisError(error);
@@ -145,7 +145,7 @@ function findingsOf(record: StageRecord | null, runs: Record<RunKind, RunStatus 
 }
 
 /** The next step from where the record stands, with the exact command (README "Stage control"). */
-function nextSteps(record: StageRecord | null, now: number): NextStep[] {
+function nextSteps(record: StageRecord | null, runs: Record<RunKind, RunStatus | null>, now: number): NextStep[] {
   if (!record) {
     return [{ description: 'create the stage record at the stage the service runs in now', command: 'redis-dual-write stage init off --reason "<why>"' }];
   }
@@ -161,6 +161,10 @@ function nextSteps(record: StageRecord | null, now: number): NextStep[] {
   }
   const refusal = refusalOf(record, next, now);
   const move = { description: `move the whole fleet to ${next}`, command: `redis-dual-write stage set ${next} --reason "<why>"` };
+  const verify = { description: `prove the layouts equal in ${record.stage}`, command: 'redis-dual-write verify' };
+  // No guard stands between live and rampdown, but live is where reads moved to the new layout: a
+  // layout in live without a fresh clean verify is a finding, and the verify is what clears it.
+  if (record.stage === 'live' && !runs.verify?.fresh) return [verify, move];
   switch (refusal?.rule) {
     case 'backfill_needed':
     case 'resync_needed': {
@@ -169,7 +173,7 @@ function nextSteps(record: StageRecord | null, now: number): NextStep[] {
     }
     case 'verify_needed':
     case 'verify_stale':
-      return [{ description: `prove the layouts equal in ${record.stage}`, command: 'redis-dual-write verify' }, move];
+      return [verify, move];
     default:
       return [move];
   }

@@ -11,6 +11,7 @@ import { serviceAclRules } from '../../src';
 import { startRedis, type RedisHandle } from '../../src/testing';
 import { loadScripts } from '../../src/scripts/manifest';
 import { cli } from '../support/cli';
+import { describeCluster } from '../support/cluster';
 import { useRedis } from '../support/redis';
 import { startSilentServer, type SilentServer } from '../support/silent-server';
 import { jobHash, redisState, zset } from '../support/state';
@@ -222,6 +223,37 @@ describe('--cluster pointed at a single server', () => {
     expect(run.stderr).toContain(`127.0.0.1:${port(ctx.handle)} is not a Redis Cluster (cluster support is disabled there): for a single server, use --url`);
     expect(run.stderr).not.toContain('None of startup nodes');
   });
+});
+
+describeCluster('--cluster pointed at a cluster node that serves no slots', () => {
+  let node: RedisHandle;
+  beforeAll(async () => {
+    node = await startRedis({ via: 'binary', serverArgs: ['--cluster-enabled', 'yes'] });
+  });
+  afterAll(async () => {
+    await node?.stop();
+  });
+
+  // The client reads an empty slot map and fails its ready check (cluster_state:fail) over and over:
+  // the run ends on the client's own give-up, long before this connect timeout, and says why.
+  it('exits 3 saying the cluster failed its ready check and what the node says of its state, not that it was silent', async () => {
+    const seed = `127.0.0.1:${port(node)}`;
+    const admin = new Redis(node.url);
+    try {
+      const run = await cli(['verify', '--json', '--tag', 'orders', '--cluster', seed, '--connect-timeout', '20000']);
+
+      expect(run.code).toBe(3);
+      expect(run.stderr).toContain(
+        `redis-dual-write: the cluster seeded by ${seed} gave its slot map but did not pass the client's ready check: ${seed} says cluster_state:fail with 0 of 16384 slots assigned; ` +
+          'CLUSTER INFO must say cluster_state:ok',
+      );
+      expect(run.stderr).not.toContain('did not answer');
+      expect(JSON.parse(run.stdout)).toEqual({ error: { code: 'CLUSTER_NOT_READY', message: expect.stringContaining('ready check') } });
+      expect(await redisState(admin)).toEqual({});
+    } finally {
+      admin.disconnect();
+    }
+  }, 60_000);
 });
 
 function port(handle: RedisHandle): number {

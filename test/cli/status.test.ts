@@ -246,6 +246,32 @@ describe('backfill, verify and cleanup in managed mode', () => {
     expect(await ctx.redis.hgetall('dualwrite:stage')).toEqual(recordBefore);
   });
 
+  it('cleanup --stage complete --yes beside a record is refused (exit 1), nothing deleted, pointing to the managed cleanup --yes, which records its deletions', async () => {
+    const jobs = await putLegacyJobs(ctx.redis, 3, ['acme']);
+    await ok('stage', 'init', 'dualwrite', '--reason', 'start');
+    await ok('backfill');
+    for (const stage of ['shadow', 'live', 'rampdown', 'complete']) await ok('stage', 'set', stage, '--reason', 'next', '--force');
+    const before = await redisState(ctx.redis);
+
+    const refused = await cli(['cleanup', '--stage', 'complete', '--yes', ...url()]);
+    const json = await cli(['cleanup', '--stage', 'complete', '--yes', '--json', ...url()]);
+    const afterRefusals = await redisState(ctx.redis);
+    const managed = await ok('cleanup', '--yes');
+
+    expect(refused.code).toBe(1);
+    expect(refused.stderr).toContain('redis-dual-write: cleanup with yes in static mode is refused: the layout\'s stage record dualwrite:stage (stage complete) manages it');
+    expect(refused.stderr).toContain(`nothing was deleted. Run it in managed mode: \`redis-dual-write cleanup --yes --url ${ctx.handle.url}\` (without --stage)`);
+    expect(json.code).toBe(1);
+    expect(JSON.parse(json.stdout)).toEqual({
+      error: { code: 'MANAGED_LAYOUT', message: expect.stringContaining('refused'), operation: 'cleanup', key: 'dualwrite:stage', stage: 'complete' },
+    });
+    expect(afterRefusals).toEqual(before);
+    expect(managed.stdout).toMatch(/deleted +3/);
+    expect(Object.keys(await redisState(ctx.redis)).filter((key) => key.startsWith('job:'))).toEqual([]);
+    expect(await ctx.redis.hget('dualwrite:stage', 'cleanup_deleted')).toBe(String(jobs.length));
+    expect((await cli(['stage', 'set', 'shadow', '--reason', 'fault', ...url()])).stderr).toContain('rule:   legacy_deleted');
+  });
+
   it('a stage change under a managed backfill stops it: exit 1, recorded as spanning a transition, and it says to start over', async () => {
     await putLegacyJobs(ctx.redis, 40, ['acme']);
     await ok('stage', 'init', 'dualwrite', '--reason', 'start');
@@ -268,8 +294,8 @@ describe('backfill, verify and cleanup in managed mode', () => {
     expect(code).toBe(1);
     expect(stderr.text).toContain('redis-dual-write: backfill: the stage changed from epoch 1 to 2 while it ran; run it again');
     expect(stderr.text).toContain(
-      `The stage changed while backfill ran: it stopped and satisfies no guard (its checkpoint in dualwrite:backfill:default stays; --restart walks the layout anew). ` +
-        `Look at \`redis-dual-write status --url ${ctx.handle.url}\`, then run it again in the new stage:\n  redis-dual-write backfill --rate 20 --batch-size 5 --url ${ctx.handle.url} --restart`,
+      `The stage changed while backfill ran: it stopped and satisfies no guard (its checkpoint in dualwrite:backfill:default is of the old epoch: the next run walks the layout anew). ` +
+        `Look at \`redis-dual-write status --url ${ctx.handle.url}\`, then run it again in the new stage:\n  redis-dual-write backfill --rate 20 --batch-size 5 --url ${ctx.handle.url}`,
     );
     expect(status.runs.backfill).toMatchObject({ startedEpoch: 1, endedEpoch: 2, spannedTransition: true, fresh: false, summary: { completed: false, stoppedBy: 'stage_changed' } });
   });

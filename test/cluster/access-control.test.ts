@@ -20,6 +20,7 @@ import {
 import { aclNames, captureCommands, refusedTo, type SentCommand } from '../support/capture';
 import { clusterState, describeCluster, nodeName, useCluster } from '../support/cluster';
 import { everyServiceCall } from '../support/service-tour';
+import { cli } from '../support/cli';
 import { TOUR_EXIT_CODES, toolsTour, type ToolsTarget, type ToolsUser } from '../support/tools-tour';
 
 const TAG = 'orders';
@@ -62,15 +63,8 @@ describeCluster('access control on a cluster', () => {
   });
 
   const TOOLS: ToolsUser = { name: 'tools', password: 'tools-secret' };
-  /**
-   * The tools' rules on this cluster. Until the backfill checkpoint lives behind the queue's tag
-   * (issue 12, item 17, on another branch), it is `dualwrite:backfill:<queue>`, outside them: the
-   * user may reach that one key too. Once the layout names the checkpoint this adds nothing.
-   */
-  const toolsRules = () => {
-    const layout = clusterLayout(TAG) as { checkpoint?: unknown };
-    return [...migrationAclRules(PREFIX), ...(layout.checkpoint ? [] : [`~dualwrite:backfill:${TAG}`])];
-  };
+  /** The tools' rules on this cluster: every key of the queue, the checkpoint and the stage record included, is behind its tag. */
+  const toolsRules = () => migrationAclRules(PREFIX);
   const servers = () => ctx.handle.nodes.map(({ host, port }) => ({ host, port }));
   const nodeNamed = (server: string) => ctx.cluster.nodes('all').find((node) => nodeName(node) === server)!;
 
@@ -148,6 +142,27 @@ describeCluster('access control on a cluster', () => {
       ['live0', 'live1', 'live2', 'live3'].map((id) => `${PREFIX}job:${id}`),
     );
     expect(Object.keys(state).filter((key) => key.startsWith(`${PREFIX}ws:`) && key.includes(':job:'))).toHaveLength(44);
+    // The managed steps went through the stage record in the queue's slot: to complete, with the cleanup counted.
+    expect(state[`${PREFIX}dualwrite:stage`].value).toMatchObject({ stage: 'complete', epoch: '5', forced: '0', cleanup_deleted: '40' });
+    expect((state[`${PREFIX}dualwrite:stage:history`].value as string[]).map((entry) => JSON.parse(entry).to)).toEqual(
+      ['complete', 'rampdown', 'live', 'shadow', 'dualwrite'],
+    );
+  });
+
+  it("every tool runs with --prefix and --tag together as exactly migrationAclRules('app:{orders}:') on every node: every key under that prefix once, nothing refused", async () => {
+    await aclUser(TOOLS.name, migrationAclRules(`app:${PREFIX}`));
+
+    const steps = await toolsTour({ ...onCluster(), keyPrefix: 'app:' }, TOOLS);
+
+    expect(steps).toEqual(TOUR_EXIT_CODES);
+    expect(await refusals()).toEqual([]);
+    const keys = Object.keys(await clusterState(ctx.cluster));
+    expect(keys.filter((key) => !key.startsWith(`app:${PREFIX}`) || key.slice(`app:${PREFIX}`.length).includes(PREFIX))).toEqual([]);
+    expect(keys.filter((key) => key.startsWith(`app:${PREFIX}job:`))).toHaveLength(4);
+    expect(keys.filter((key) => key.startsWith(`app:${PREFIX}ws:`) && key.includes(':job:'))).toHaveLength(44);
+    expect(keys.filter((key) => key.startsWith(`app:${PREFIX}dualwrite:`)).sort()).toEqual(
+      ['instances', 'instances:info', 'stage', 'stage:history'].map((name) => `app:${PREFIX}dualwrite:${name}`),
+    );
   });
 
   it("serviceAclRules('{orders}:') lets a Cluster client with ioredis' defaults start and run every operation, nothing refused", async () => {
@@ -184,6 +199,28 @@ describeCluster('access control on a cluster', () => {
     );
     expect(finished).toHaveLength(STAGES.length);
   });
+
+  // A client refused its ready check only retries, in silence: the command would wait out a connect
+  // timeout this long (past the test's own limit) and then blame a silent Redis.
+  it.each([
+    ['cluster|info', 'CLUSTER INFO'],
+    ['cluster|slots', 'CLUSTER SLOTS'],
+  ])('the command as a user without %s exits 3 at once, naming %s and the rule to grant; nothing written', async (rule, command) => {
+    await aclUser(TOOLS.name, [...toolsRules(), `-${rule}`]);
+    const seeds = ctx.handle.nodes.map(({ host, port }) => `redis://${TOOLS.name}:${TOOLS.name}-secret@${host}:${port}`).join(',');
+    const target = ['--cluster', seeds, '--tag', TAG, '--connect-timeout', '120000'];
+
+    const status = await cli(['status', ...target]);
+    const init = await cli(['stage', 'init', 'off', '--reason', 'x', '--json', ...target]);
+
+    expect(status.code).toBe(3);
+    expect(status.stderr).toContain(`refused a command the cluster client needs to connect: the Redis user may not run ${command}`);
+    expect(status.stderr).toContain(`grant +${rule}`);
+    expect(init.code).toBe(3);
+    expect(JSON.parse(init.stdout)).toEqual({ error: { code: 'NO_PERMISSION', message: expect.stringContaining(`may not run ${command}`) } });
+    expect(status.stderr + init.stdout + init.stderr).not.toContain(`${TOOLS.name}-secret`);
+    expect(await clusterState(ctx.cluster)).toEqual({});
+  }, 20_000);
 
   it.each([
     ['cluster|info', 'CLUSTER INFO', 'connecting'],

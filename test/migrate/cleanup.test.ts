@@ -1,4 +1,4 @@
-import { STAGES, VerifyNotCleanError, WrongStageError, type Stage } from '../../src';
+import { Migration, STAGES, VerifyNotCleanError, WrongStageError, type Stage } from '../../src';
 import { metricValue, useRedis } from '../support/redis';
 import { jobHash, list, putJob, redisState, str, type JobRecord, type KeyState } from '../support/state';
 import { indexOf, makeMigration, record } from './fixtures';
@@ -55,6 +55,24 @@ describe('cleanup', () => {
     });
     expect(await redisState(ctx.redis)).toEqual(before);
   });
+
+  it.each(['complete', 'rampdown'] as const)(
+    'in static mode with yes, is refused while the layout has a stage record (at %s): its deletions would never reach the rollback guard; nothing is deleted',
+    async (recordStage) => {
+      const jobs = await putMigratedJobs(4);
+      await new Migration({ redis: ctx.redis, stage: 'managed', metrics: false }).initStage(recordStage, { reason: 'the fleet is managed' });
+      const before = await redisState(ctx.redis);
+
+      const error = await makeMigration(ctx.redis, 'complete').migration.cleanup({ yes: true }).catch((e) => e);
+      const dryRun = await makeMigration(ctx.redis, 'complete').migration.cleanup();
+
+      expect(error).toMatchObject({ code: 'MANAGED_LAYOUT', operation: 'cleanup', key: 'dualwrite:stage', stage: recordStage });
+      expect(error.message).toContain('`redis-dual-write cleanup --yes`');
+      expect(await redisState(ctx.redis)).toEqual(before);
+      // A dry run deletes nothing, so it has nothing to hide from the record: it goes on.
+      expect(dryRun).toMatchObject({ dryRun: true, results: { deleted: jobs.length } });
+    },
+  );
 
   it('dry run by default: counts what it would delete and writes nothing', async () => {
     await putMigratedJobs(250);

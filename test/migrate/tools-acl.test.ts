@@ -3,10 +3,13 @@
  * tool, captured with MONITOR (scripts' inner commands included) while the tools run as a user that
  * may do anything, is granted by the rules on the keys it names (ACL DRYRUN); the list holds
  * nothing they do not send; and every tool runs as a user with exactly those rules, refused nothing.
- * test/cluster/access-control.test.ts does the same on a cluster.
+ * The tour walks the managed path too (stage init, stage set through every stage, status, and the
+ * steps without --stage), so the same user runs the whole migration; the service's rules stay
+ * without what a transition writes. test/cluster/access-control.test.ts does the same on a cluster.
  */
 import Redis from 'ioredis';
-import { IOREDIS_DEFAULT_COMMANDS, MIGRATION_COMMANDS, migrationAclRules } from '../../src';
+import { clusterLayout, IOREDIS_DEFAULT_COMMANDS, Migration, MIGRATION_COMMANDS, migrationAclRules, SERVICE_COMMANDS, serviceAclRules } from '../../src';
+import { cli } from '../support/cli';
 import { aclNames, captureCommands, refusedTo, type SentCommand } from '../support/capture';
 import { useRedis } from '../support/redis';
 import { redisState } from '../support/state';
@@ -29,17 +32,22 @@ function standalone(): ToolsTarget {
   };
 }
 
-/** What the tour leaves, by kind of key: the same whoever runs the tools. */
-async function stateSummary(): Promise<Record<string, number>> {
+/** What the tour leaves, by kind of key under `prefix` (a key outside it counts as such): the same whoever runs the tools. */
+async function stateSummary(prefix = ''): Promise<Record<string, number>> {
   const counts: Record<string, number> = {};
   for (const key of Object.keys(await redisState(ctx.redis))) {
-    const kind = key.replace(/:(j|live)\d+$/, ':<id>');
+    const kind = key.startsWith(prefix) ? key.slice(prefix.length).replace(/:(j|live)\d+$/, ':<id>') : `OUTSIDE THE PREFIX: ${key}`;
     counts[kind] = (counts[kind] ?? 0) + 1;
   }
   return counts;
 }
 
 const END_STATE = {
+  // the stage record and its history, and the heartbeat of the instance status lists
+  'dualwrite:stage': 1,
+  'dualwrite:stage:history': 1,
+  'dualwrite:instances': 1,
+  'dualwrite:instances:info': 1,
   // cleanup --yes deleted every legacy record but the four a bare entry still names (two waiting, two claimed)
   'job:<id>': 4,
   'ws:acme:job:<id>': 24,
@@ -74,9 +82,10 @@ describe("the migration tools' ACL rules, on one server", () => {
     expect(await stateSummary()).toEqual(END_STATE);
     const names = await aclNames(ctx.redis, sent);
     expect([...names].filter((name) => !(MIGRATION_COMMANDS as readonly string[]).includes(name))).toEqual([]);
-    // One server: the Cluster client's own commands are the only ones the tools do not send here.
+    // One server: the Cluster client's own commands are not sent here, nor WAIT, which a transition
+    // sends only when the record's master has a replica (the cluster test sends it).
     const clusterOnly = IOREDIS_DEFAULT_COMMANDS.filter((name) => name !== 'info');
-    expect(MIGRATION_COMMANDS.filter((name) => !names.has(name))).toEqual(clusterOnly);
+    expect(MIGRATION_COMMANDS.filter((name) => !names.has(name)).sort()).toEqual([...clusterOnly, 'wait'].sort());
     expect(await refusedTo(TOOLS.name, sent, () => ctx.redis)).toEqual([]);
     expect(sent.length).toBeGreaterThan(100);
   });
@@ -87,5 +96,45 @@ describe("the migration tools' ACL rules, on one server", () => {
     expect(steps).toEqual(TOUR_EXIT_CODES);
     expect(await ctx.redis.call('ACL', 'LOG')).toEqual([]);
     expect(await stateSummary()).toEqual(END_STATE);
+    expect(await ctx.redis.hgetall('dualwrite:stage')).toMatchObject({ stage: 'complete', epoch: '5', forced: '0', cleanup_deleted: '40' });
+  });
+
+  it("run with --prefix and --tag together as exactly migrationAclRules('app:{orders}:'): every key under that prefix once, none outside it, nothing refused", async () => {
+    await ctx.redis.call('ACL', 'SETUSER', TOOLS.name, 'reset', 'on', `>${TOOLS.password}`, ...migrationAclRules('app:{orders}:'));
+    const target = { ...standalone(), keys: clusterLayout('orders'), keyPrefix: 'app:', layoutArgs: ['--tag', 'orders'] };
+
+    const steps = await toolsTour(target, TOOLS);
+
+    expect(steps).toEqual(TOUR_EXIT_CODES);
+    expect(await ctx.redis.call('ACL', 'LOG')).toEqual([]);
+    expect(await stateSummary('app:{orders}:')).toEqual(END_STATE);
+  });
+
+  it("stage control is not the service's: its rules stay without what a transition writes, and the service user cannot move the fleet", async () => {
+    const service = { name: 'service', password: 'service-secret' };
+    await ctx.redis.call('ACL', 'SETUSER', service.name, 'reset', 'on', `>${service.password}`, ...serviceAclRules());
+    try {
+      const url = new URL(ctx.handle.url);
+      [url.username, url.password] = [service.name, service.password];
+      const asService = ['--url', url.toString()];
+      // The deploy user loads the scripts (a service user may not).
+      const tools = new Migration({ redis: ctx.redis, stage: 'managed', metrics: false });
+      await tools.ready();
+      const init = await cli(['stage', 'init', 'off', '--reason', 'x', ...asService]);
+      const afterInit = await redisState(ctx.redis);
+      await tools.initStage('dualwrite', { reason: 'by the tools user' });
+      const before = await redisState(ctx.redis);
+      const set = await cli(['stage', 'set', 'off', '--reason', 'x', '--json', ...asService]);
+
+      expect(['lpush', 'ltrim', 'hincrby', 'wait'].filter((name) => (SERVICE_COMMANDS as readonly string[]).includes(name))).toEqual([]);
+      expect(init.code).toBe(3);
+      expect(init.stderr).toContain('the Redis user may not run LPUSH on dualwrite:stage:history; nothing was written');
+      expect(afterInit).toEqual({});
+      expect(set.code).toBe(3);
+      expect(JSON.parse(set.stdout)).toMatchObject({ error: { code: 'NO_PERMISSION' } });
+      expect(await redisState(ctx.redis)).toEqual(before);
+    } finally {
+      await ctx.redis.call('ACL', 'DELUSER', service.name);
+    }
   });
 });

@@ -91,17 +91,20 @@ describe('stage set: the guards', () => {
     await putLegacyJobs(ctx.redis, 200, ['acme']);
     await migration().initStage('dualwrite', why);
     // A backfill during which the stage moves (off and back) proves nothing: it stops, and says why.
+    // The move back waits for the stop: the stopped run records itself, and a transition checked
+    // before that record landed would be refused as a concurrent change.
     let moved: Promise<unknown> | undefined;
     const stopped = await migration()
       .backfill({
         batchSize: 10,
-        rateLimit: 400, // slow enough that the transitions land while pages remain
+        rateLimit: 400, // slow enough that the transition lands while pages remain
         onProgress: () => {
-          moved ??= migration().setStage('off', why).then(() => migration().setStage('dualwrite', why));
+          moved ??= migration().setStage('off', why);
         },
       })
       .catch((e) => e);
     await moved;
+    await migration().setStage('dualwrite', why);
 
     expect(stopped).toMatchObject({ code: 'STAGE_CHANGED' });
     expect(await refusal(migration().setStage('shadow', why))).toMatchObject({ rule: 'backfill_needed', remedy: expect.stringContaining('--resync') });
@@ -110,6 +113,39 @@ describe('stage set: the guards', () => {
     await migration().backfill({ mode: 'resync' });
     expect(await migration().setStage('shadow', why)).toMatchObject({ to: 'shadow', forced: false });
     expect((await ctx.redis.hgetall('dualwrite:stage')).needs_resync).toBe('0');
+  });
+
+  it('takes no backfill resumed from a checkpoint of an earlier epoch: the run walks the whole layout again, and what went stale since is brought level', async () => {
+    const jobs = await putLegacyJobs(ctx.redis, 30, ['acme', 'globex']);
+    await migration().initStage('dualwrite', why);
+    // Epoch 1: a resync stopped (Ctrl-C) after its first page, its checkpoint left behind.
+    const ctrlC = new AbortController();
+    const stopped = await migration().backfill({ mode: 'resync', batchSize: 10, signal: ctrlC.signal, onProgress: () => ctrlC.abort() });
+    const copiedThen = (await ctx.redis.keys('ws:*:job:*')).sort();
+    // A rollback to off (epoch 2), where an update reaches only the legacy record of a job copied in
+    // epoch 1; then dualwrite again (epoch 3), which asks for a resync.
+    await migration().setStage('off', why);
+    const updated = jobs.find((job) => copiedThen.includes(`ws:${job.workspaceId}:job:${job.id}`))!;
+    await ctx.redis.hset(`job:${updated.id}`, 'status', 'failed', 'updated_at', String(updated.updatedAt + 1000));
+    await migration().setStage('dualwrite', why);
+
+    const report = await migration().backfill({ mode: 'resync', batchSize: 10 });
+
+    expect(stopped).toMatchObject({ completed: false, examined: expect.any(Number) });
+    expect(copiedThen.length).toBeGreaterThan(0);
+    expect(copiedThen.length).toBeLessThan(jobs.length);
+    expect(report).toMatchObject({ completed: true, resumed: false, examined: jobs.length });
+    const state = await redisState(ctx.redis);
+    expect(Object.keys(state).sort()).toEqual(
+      [
+        'dualwrite:stage', 'dualwrite:stage:history', 'ws:acme:jobs', 'ws:globex:jobs',
+        ...jobs.flatMap((job) => [`job:${job.id}`, `ws:${job.workspaceId}:job:${job.id}`]),
+      ].sort(),
+    );
+    for (const job of jobs) expect(state[`ws:${job.workspaceId}:job:${job.id}`]).toEqual(state[`job:${job.id}`]);
+    expect(state[`job:${updated.id}`].value).toMatchObject({ status: 'failed' });
+    expect(state['dualwrite:stage'].value).toMatchObject({ epoch: '3', last_backfill_started_epoch: '3', last_backfill_ended_epoch: '3' });
+    expect(await migration().setStage('shadow', why)).toMatchObject({ to: 'shadow', forced: false });
   });
 
   it('needs a clean verify of this epoch into live, and calls it stale after maxVerifyAgeMs', async () => {
@@ -189,6 +225,27 @@ describe('stage set: the guards', () => {
 
     expect(history).toHaveLength(200);
     expect(JSON.parse(history[0])).toMatchObject({ epoch: 211, reason: 'step 209' });
+  });
+});
+
+describe('status: the next steps', () => {
+  it('in live without a fresh clean verify, say to run verify before the move to rampdown, and only the move once it is fresh', async () => {
+    await putJob(ctx.redis, 'job:j1', record('j1', 'acme'));
+    // Its clean verify ran in shadow: entering live began another epoch.
+    await reach('live');
+    const before = await redisState(ctx.redis);
+
+    const stale = await migration().status();
+    const stateAfterStatus = await redisState(ctx.redis);
+    await migration().verify();
+    const fresh = await migration().status();
+
+    const move = { description: 'move the whole fleet to rampdown', command: 'redis-dual-write stage set rampdown --reason "<why>"' };
+    expect(stale.findings.map((finding) => finding.kind)).toEqual(['verify_stale']);
+    expect(stale.next_steps).toEqual([{ description: 'prove the layouts equal in live', command: 'redis-dual-write verify' }, move]);
+    expect(stateAfterStatus).toEqual(before);
+    expect(fresh.findings).toEqual([]);
+    expect(fresh.next_steps).toEqual([move]);
   });
 });
 
