@@ -72,6 +72,8 @@ export const MIGRATION_COMMANDS = [
   // revision and cleanup count; after a transition, WAIT for a replica of the record's master (sent
   // only when it has one); status reads the heartbeats by age and the history (LRANGE, above)
   'time', 'lpush', 'ltrim', 'hincrby', 'wait', 'zrangebyscore',
+  // stage config removes a setting from the record (a status's retention taken away)
+  'hdel',
   // the client's own (INFO is also how ready() checks the server, a backfill knows a restarted one
   // and a transition finds the record's replicas)
   ...IOREDIS_DEFAULT_COMMANDS,

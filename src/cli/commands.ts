@@ -271,6 +271,30 @@ warning when the layout has replicas and none did in time: a failover could lose
 --json prints the transition: {from, to, epoch, changedAt, forced, replicated}.`,
   },
   {
+    name: 'stage config',
+    summary: 'change the settings every managed instance shares: max verify age, retention',
+    usage: 'stage config [--max-verify-age <ms>] [--retention-succeeded <s>] [--retention-failed <s>] [--retention-cancelled <s>] [options]',
+    options: {
+      'max-verify-age': {
+        type: 'string',
+        value: 'ms',
+        help: 'how long a clean verify counts for `stage set` into live and complete',
+      },
+      'retention-succeeded': { type: 'string', value: 's', help: 'how long a succeeded job stays, in seconds; 0: for good' },
+      'retention-failed': { type: 'string', value: 's', help: 'how long a failed job stays, in seconds; 0: for good' },
+      'retention-cancelled': { type: 'string', value: 's', help: 'how long a cancelled job stays, in seconds; 0: for good' },
+      ...CONNECTION,
+      ...LAYOUT,
+      json: JSON_OUTPUT,
+      ...HELP,
+    },
+    details: `Writes the settings into the layout's stage record, where every managed instance's scripts
+read them: not a transition (the stage and its epoch stay, the record's revision moves). A setting
+left out stays as it is. Retention applies to jobs that finish from then on: each gets one absolute
+expiry in every layout, and the service's maintain() sweeps what still names it (README "Workers").
+Exit 1 when there is no stage record (create it with \`stage init\`).`,
+  },
+  {
     name: 'status',
     summary: 'where the migration stands: the stage, its history, the last runs, the instances, what next',
     usage: 'status [--history <n>] [options]',

@@ -5,7 +5,7 @@ import { EXIT, line, UsageError, type CliIo } from './io';
 import { runMigrationStep } from './migrate-command';
 import { carriedFlags, completeCommandsIn, maskedNote } from './next-command';
 import { runScripts } from './scripts-command';
-import { runStage } from './stage-command';
+import { runStage, runStageConfig } from './stage-command';
 import { runStatus } from './status-command';
 
 export type { CliIo, CliStream } from './io';
@@ -54,6 +54,8 @@ export async function main(argv: readonly string[], io: CliIo): Promise<number> 
       case 'stage init':
       case 'stage set':
         return await runStage(command.name === 'stage init' ? 'init' : 'set', parsed.args[0], options, io);
+      case 'stage config':
+        return await runStageConfig(options, io);
       case 'status':
         return await runStatus(options, io);
       case 'demo': {
@@ -122,6 +124,10 @@ function flagMessage(error: ValidationError): string {
     by: '--by',
     expectedEpoch: '--expect-epoch',
     maxVerifyAgeMs: '--max-verify-age',
+    'retention.succeeded': '--retention-succeeded',
+    'retention.failed': '--retention-failed',
+    'retention.cancelled': '--retention-cancelled',
+    settings: 'stage config',
     replicaWaitMs: '--replica-wait',
     historyLimit: '--history',
   };

@@ -1,5 +1,7 @@
 import { ValidationError } from '../errors';
+import { checkConfigureStage, type StageSettingsInput } from '../stage-control/configure';
 import { checkInitStage, checkSetStage, type TransitionResult } from '../stage-control/transition';
+import { RETENTION_STATUSES } from '../validation';
 import { assertStage, type Stage } from '../stages';
 import type { ParsedOptions } from './commands';
 import { connect, createClient } from './connect';
@@ -48,6 +50,46 @@ export async function runStage(action: 'init' | 'set', stageArgument: string, op
     const waitMs = (action === 'init' ? init : set).replicaWaitMs ?? 1000;
     const text = completeCommandsIn(renderTransition(action, result, stageKey, waitMs), carriedFlags(options));
     line(io.stdout, options.json ? JSON.stringify(result, null, 2) : text);
+    return EXIT.ok;
+  } finally {
+    redis.disconnect();
+  }
+}
+
+/**
+ * `stage config`: the settings every managed instance shares (max verify age, retention), written
+ * into the stage record. Not a transition: the stage and its epoch stay.
+ */
+export async function runStageConfig(options: ParsedOptions, io: CliIo): Promise<number> {
+  const settings: StageSettingsInput = {
+    ...optionalField('maxVerifyAgeMs', integerFlag('--max-verify-age', options['max-verify-age'])),
+  };
+  for (const status of RETENTION_STATUSES) {
+    const seconds = integerFlag(`--retention-${status}`, options[`retention-${status}`]);
+    // 0 takes the status's retention away: its jobs stay for good.
+    if (seconds !== undefined) settings.retention = { ...settings.retention, [status]: seconds === 0 ? null : seconds };
+  }
+  checkConfigureStage(settings);
+
+  const target = targetFor(options, io.env);
+  const redis = createClient(target);
+  try {
+    const { migration, stageKey } = migrationFor(redis, options, 'managed', stderrLogger(io));
+    await connect(redis, target);
+    let revision: number;
+    try {
+      await migration.ready();
+      ({ revision } = await migration.configure(settings));
+    } catch (error) {
+      throw duringRun(error, target);
+    }
+    const rows: [string, string][] = [];
+    if (settings.maxVerifyAgeMs !== undefined) rows.push(['max verify age', `${settings.maxVerifyAgeMs} ms`]);
+    for (const [status, seconds] of Object.entries(settings.retention ?? {})) {
+      rows.push([`retention ${status}`, seconds === null ? 'none: its jobs stay for good' : `${seconds} s`]);
+    }
+    const text = `stage record ${stageKey}: settings changed (revision ${revision}); the stage and epoch stay\n${table(rows)}\nRetention applies to jobs that finish from now on.`;
+    line(io.stdout, options.json ? JSON.stringify({ key: stageKey, revision, settings }, null, 2) : text);
     return EXIT.ok;
   } finally {
     redis.disconnect();

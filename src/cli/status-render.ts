@@ -1,3 +1,4 @@
+import type { Retention } from '../types';
 import type { RunKind } from '../stage-control/record';
 import type { RunStatus, StageStatus } from '../stage-control/status';
 import { table } from './render';
@@ -30,6 +31,7 @@ ${table([
   ['reason', record.reason],
   ['forced', record.forced ? 'yes: past a refusing guard' : 'no'],
   ['max verify age', duration(record.maxVerifyAgeMs)],
+  ['retention', retentionText(record.retention)],
   ...notes.map((note) => ['note', note]),
 ])}`;
 }
@@ -114,4 +116,10 @@ export function duration(ms: number): string {
   if (s < 86_400) return `${Math.floor(s / 3600)} h ${String(Math.floor((s % 3600) / 60)).padStart(2, '0')} min`;
   const hours = Math.floor((s % 86_400) / 3600);
   return `${Math.floor(s / 86_400)} d${hours > 0 ? ` ${String(hours).padStart(2, '0')} h` : ''}`;
+}
+
+/** How long finished jobs stay, by status; 'none' when every status keeps them for good. */
+function retentionText(retention: Retention): string {
+  const parts = Object.entries(retention).map(([status, seconds]) => `${status} ${duration(seconds * 1000)}`);
+  return parts.length > 0 ? parts.join(', ') : 'none: finished jobs stay for good';
 }

@@ -50,6 +50,8 @@ export const TOUR_EXIT_CODES: readonly TourStep[] = [
   // Managed mode: the stage record, moved through every stage behind guards the runs satisfy.
   { name: 'status without a stage record', code: 1 },
   { name: 'stage init dualwrite', code: 0 },
+  { name: 'stage config: retention set', code: 0 },
+  { name: 'stage config: a retention taken away', code: 0 },
   { name: 'stage set shadow refused: no backfill in this epoch', code: 1 },
   { name: 'backfill', code: 0 },
   { name: 'stage set shadow', code: 0 },
@@ -141,6 +143,8 @@ export async function toolsTour(
   // The fleet goes managed, at the stage it runs in now; every later step takes it from the record.
   await tool(['status'], { name: 'status without a stage record' });
   await tool(['stage', 'init', 'dualwrite', '--reason', 'tour: the fleet runs managed from here'], { name: 'stage init dualwrite' });
+  await tool(['stage', 'config', '--retention-succeeded', '86400', '--retention-failed', '604800'], { name: 'stage config: retention set' });
+  await tool(['stage', 'config', '--retention-failed', '0'], { name: 'stage config: a retention taken away' });
   await stageSet('shadow', 'stage set shadow refused: no backfill in this epoch');
   await tool(['backfill']);
   await stageSet('shadow');
