@@ -39,8 +39,18 @@ export const SERVICE_COMMANDS = [
  * queues, and the layout's own (the stage record every managed script reads, the heartbeats).
  */
 export function serviceKeyPatterns(keyPrefix = ''): string[] {
-  return ['job:*', 'ws:*', 'queue:*', 'dualwrite:*'].map((pattern) => `~${keyPrefix}${pattern}`);
+  return [
+    ...LAYOUT_PATTERNS.map((pattern) => `~${keyPrefix}${pattern}`),
+    // The stage record, which every managed script reads. Only the migration user moves the stage,
+    // but a read-only rule (%R~) cannot say so: Redis checks a script's KEYS as keys it writes.
+    `~${keyPrefix}dualwrite:stage`,
+    // the heartbeats; not the stage history or the backfill checkpoint, which only the tools touch
+    `~${keyPrefix}dualwrite:instances*`,
+  ];
 }
+
+/** The jobs, the indexes and idempotency keys, the queues. */
+const LAYOUT_PATTERNS = ['job:*', 'ws:*', 'queue:*'];
 
 /** ACL SETUSER rules for a service user: `ACL SETUSER <name> on ><password> ...serviceAclRules()`. */
 export function serviceAclRules(keyPrefix = ''): string[] {
@@ -80,11 +90,11 @@ export const MIGRATION_COMMANDS = [
 ] as const;
 
 /**
- * The migration tools' key patterns: the service's, whose `dualwrite:*` already holds the tools' own
- * keys (the stage record they write, its history, the backfill checkpoint).
+ * The migration tools' key patterns: the layout's, and all of `dualwrite:*`: the stage record they
+ * write, its history, the heartbeats status reads, the backfill checkpoint.
  */
 export function migrationKeyPatterns(keyPrefix = ''): string[] {
-  return serviceKeyPatterns(keyPrefix);
+  return [...LAYOUT_PATTERNS, 'dualwrite:*'].map((pattern) => `~${keyPrefix}${pattern}`);
 }
 
 /**
