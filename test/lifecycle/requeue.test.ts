@@ -282,6 +282,28 @@ describe('requeue takes a retention expiry away', () => {
   });
 });
 
+describe('requeue takes a retention expiry away from a twin the stage does not write', () => {
+  it('in off after a rollback from dualwrite: the new twin persists with the legacy record', async () => {
+    const { queue, migration } = await makeManagedQueue(ctx.redis, 'dualwrite');
+    await migration.configure({ retention: { failed: 3600 } });
+    const jobId = await finishedJob(queue, 'failed');
+    await moveStage(migration, 'off');
+    const before = await redisState(ctx.redis);
+    expect(before[newKey('acme', jobId)].expiresAt).toBe(before[legacyKey(jobId)].expiresAt);
+
+    await queue.requeue({ workspaceId: 'acme', jobId });
+
+    const { [EXPIRIES]: _gone, ...rest } = before;
+    // off writes the legacy record only; the new twin keeps its fields but no longer expires.
+    expect(await redisState(ctx.redis)).toEqual({
+      ...rest,
+      [legacyKey(jobId)]: requeued(persisted(before[legacyKey(jobId)])),
+      [newKey('acme', jobId)]: persisted(before[newKey('acme', jobId)]),
+      [QUEUE]: list(jobId),
+    });
+  });
+});
+
 /** A small deterministic generator, so a failing sequence can be replayed. */
 function prng(seed: number): () => number {
   let state = seed >>> 0;
