@@ -20,6 +20,7 @@ import {
   PROCESSING,
   QUEUE,
   sleep,
+  STAGE_CASES,
   type StageCase,
 } from './helpers';
 
@@ -44,9 +45,6 @@ function finished(entry: KeyState, status: string, expiresAt: number | undefined
   const value = writes ? { ...entry.value, status, updated_at: expect.any(String) as unknown as string } : entry.value;
   return { ...entry, value, ...(expiresAt === undefined ? {} : { expiresAt }) };
 }
-
-/** A verify of the stage (static) or of the record (managed). */
-const verify = (stage: Stage | 'managed') => new Migration({ redis: ctx.redis, stage, metrics: false }).verify();
 
 describe('a terminal update gives every copy the same absolute expiry', () => {
   it.each(EACH_STAGE)('in %s: the millisecond PEXPIRETIME gives, the reply’s expiresAt and the expiries score are one', async (_stage, c) => {
@@ -108,47 +106,59 @@ describe('a terminal update gives every copy the same absolute expiry', () => {
 });
 
 describe('after retention removed a job', () => {
-  it.each(EACH_STAGE)('in %s: listJobs skips it without a divergence, verify counts it pending, maintain sweeps it, verify is clean', async (_stage, c) => {
-    const warnings: string[] = [];
-    const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
-    const { queue: maker } = await queuesFor(c, {});
-    const { queue, registry } = await makeQueue(ctx.redis, c.stage, { retention: { succeeded: 1, failed: 3600 }, logger });
-    const { jobId } = await maker.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
-    // A neighbour finished with a long retention, so it stays (off verifies legacy-only jobs as missing_new: none there).
-    const neighbour = c.stage === 'off' ? undefined : (await maker.enqueue({ workspaceId: 'acme', type: 't', payload: 2 })).jobId;
-    await queue.claim({ workerId: 'w1' });
-    const { expiresAt } = await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'succeeded', workerId: 'w1', result: { ok: true } });
-    if (neighbour) await queue.updateStatus({ workspaceId: 'acme', jobId: neighbour, status: 'failed' });
+  it('in every stage: listJobs skips it without a divergence, verify counts it pending, maintain sweeps it, verify is clean', async () => {
+    // Each stage under its own key prefix, so one wait for the expiry serves all six.
+    const arranged = [];
+    for (const c of STAGE_CASES) {
+      const keyPrefix = `p-${c.stage}:`;
+      const warnings: string[] = [];
+      const logger = { debug() {}, info() {}, warn: (m: string) => warnings.push(m), error() {} };
+      const { queue, registry } = await makeQueue(ctx.redis, c.stage, { keyPrefix, retention: { succeeded: 1, failed: 3600 }, logger });
+      // complete's jobs are made in rampdown, so each has its frozen legacy twin.
+      const maker = c.stage === 'complete' ? (await makeQueue(ctx.redis, 'rampdown', { keyPrefix })).queue : queue;
+      const { jobId } = await maker.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+      // A neighbour finished with a long retention stays (not in off: verify counts a legacy-only job there as missing_new).
+      const neighbour = c.stage === 'off' ? undefined : (await maker.enqueue({ workspaceId: 'acme', type: 't', payload: 2 })).jobId;
+      await queue.claim({ workerId: 'w1' });
+      const { expiresAt } = await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'succeeded', workerId: 'w1', result: { ok: true } });
+      if (neighbour) await queue.updateStatus({ workspaceId: 'acme', jobId: neighbour, status: 'failed' });
+      arranged.push({ c, keyPrefix, queue, registry, warnings, jobId, neighbour, expiresAt });
+    }
     await sleep(1100); // the records' expiry passes (no timing is asserted)
 
-    const listed = await queue.listJobs({ workspaceId: 'acme' });
+    for (const { c, keyPrefix, queue, registry, warnings, jobId, neighbour, expiresAt } of arranged) {
+      const { stage } = c;
+      const key = (name: string) => keyPrefix + name;
+      const index = key(indexKey('acme'));
+      const expiries = key(EXPIRIES);
+      const stateOf = async () => Object.fromEntries(Object.entries(await redisState(ctx.redis)).filter(([name]) => name.startsWith(keyPrefix)));
+      const verifyStage = () => new Migration({ redis: ctx.redis, stage, keyPrefix, metrics: false }).verify();
 
-    expect(listed.jobs.map((job) => job.id)).toEqual(neighbour ? [neighbour] : []);
-    expect(await queue.getJob({ workspaceId: 'acme', jobId })).toBeNull();
-    expect(await metricValue(registry, 'dualwrite_divergences_total', { kind: 'index_orphan' })).toBe(0);
-    expect(warnings).toEqual([]);
-    const swept = await redisState(ctx.redis);
-    for (const key of copiesOf(c, jobId)) expect(swept[key]).toBeUndefined();
-    expect(swept[indexKey('acme')].value).toContainEqual([jobId, expect.any(Number)]);
-    expect(swept[EXPIRIES].value).toContainEqual([`acme:${jobId}`, expiresAt]);
+      const listed = await queue.listJobs({ workspaceId: 'acme' });
 
-    const pending = await verify(c.stage);
-    expect(pending).toMatchObject({ clean: true, pendingMaintenance: 1 });
+      expect({ stage, listed: listed.jobs.map((job) => job.id) }).toEqual({ stage, listed: neighbour ? [neighbour] : [] });
+      expect({ stage, job: await queue.getJob({ workspaceId: 'acme', jobId }) }).toEqual({ stage, job: null });
+      expect({ stage, orphans: await metricValue(registry, 'dualwrite_divergences_total', { kind: 'index_orphan' }), warnings }).toEqual({ stage, orphans: 0, warnings: [] });
+      const swept = await stateOf();
+      for (const copy of copiesOf(c, jobId)) expect({ stage, copy: swept[key(copy)] }).toEqual({ stage, copy: undefined });
+      expect({ stage, index: swept[index].value }).toEqual({ stage, index: expect.arrayContaining([[jobId, expect.any(Number)]]) });
+      expect({ stage, expiries: swept[expiries].value }).toEqual({ stage, expiries: expect.arrayContaining([[`acme:${jobId}`, expiresAt]]) });
+      expect({ stage, verify: await verifyStage() }).toMatchObject({ stage, verify: { clean: true, pendingMaintenance: 1 } });
 
-    const result = await queue.maintain();
+      const result = await queue.maintain();
 
-    expect(result).toEqual({ removed: 1, rescheduled: 0, kept: 0 });
-    const index = (swept[indexKey('acme')].value as [string, number][]).filter(([id]) => id !== jobId);
-    const expiries = (swept[EXPIRIES].value as [string, number][]).filter(([member]) => member !== `acme:${jobId}`);
-    const { [indexKey('acme')]: _i, [EXPIRIES]: _e, ...rest } = swept;
-    expect(await redisState(ctx.redis)).toEqual({
-      ...rest,
-      ...(index.length > 0 ? { [indexKey('acme')]: zset(...index) } : {}),
-      ...(expiries.length > 0 ? { [EXPIRIES]: zset(...expiries) } : {}),
-    });
-    expect(await metricValue(registry, 'dualwrite_retention_removals_total')).toBe(1);
-    expect(await verify(c.stage)).toMatchObject({ clean: true, pendingMaintenance: 0 });
-    expect(await queue.maintain()).toEqual({ removed: 0, rescheduled: 0, kept: 0 });
+      expect({ stage, result }).toEqual({ stage, result: { removed: 1, rescheduled: 0, kept: 0 } });
+      const indexLeft = (swept[index].value as [string, number][]).filter(([id]) => id !== jobId);
+      const expiriesLeft = (swept[expiries].value as [string, number][]).filter(([member]) => member !== `acme:${jobId}`);
+      const { [index]: _i, [expiries]: _e, ...rest } = swept;
+      expect({ stage, state: await stateOf() }).toEqual({
+        stage,
+        state: { ...rest, ...(indexLeft.length > 0 ? { [index]: zset(...indexLeft) } : {}), ...(expiriesLeft.length > 0 ? { [expiries]: zset(...expiriesLeft) } : {}) },
+      });
+      expect({ stage, removals: await metricValue(registry, 'dualwrite_retention_removals_total') }).toEqual({ stage, removals: 1 });
+      expect({ stage, verify: await verifyStage() }).toMatchObject({ stage, verify: { clean: true, pendingMaintenance: 0 } });
+      expect({ stage, again: await queue.maintain() }).toEqual({ stage, again: { removed: 0, rescheduled: 0, kept: 0 } });
+    }
   });
 
   it('in managed mode (live, retention from Migration.configure): the same, with the record untouched', async () => {
