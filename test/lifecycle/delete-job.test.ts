@@ -234,6 +234,17 @@ describe('after deleteJob an idempotency key is free again', () => {
     expect(await queue.enqueue(request)).toEqual({ jobId: again.jobId, created: false });
   });
 
+  it.each<Stage>(['off', 'complete'])('in %s: a job made by enqueueMany with an idempotency key frees it too', async (stage) => {
+    const { queue } = await makeQueue(ctx.redis, stage);
+    const request = { workspaceId: 'acme', type: 't', payload: 1, idempotencyKey: 'batch-1' };
+    const [first] = await queue.enqueueMany([request, { workspaceId: 'acme', type: 't', payload: 2 }]);
+
+    await queue.deleteJob({ workspaceId: 'acme', jobId: first.jobId });
+
+    expect(await ctx.redis.exists('ws:acme:idem:batch-1')).toBe(0);
+    expect(await queue.enqueue(request)).toMatchObject({ created: true });
+  });
+
   it("a key that by now names another job (the deleted job's key expired and was reused) is left to that job", async () => {
     const { queue } = await makeQueue(ctx.redis, 'live');
     await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'x', idempotencyKey: 'k1' });

@@ -105,6 +105,27 @@ describe('a terminal update gives every copy the same absolute expiry', () => {
   });
 });
 
+describe('a status without retention takes the expiry away', () => {
+  it.each(EACH_STAGE)('in %s: a finished job set running again by an update persists in every copy and leaves the expiries set', async (_stage, c) => {
+    const { queue, maker } = await queuesFor(c, { succeeded: 3600 });
+    const { jobId } = await maker.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'succeeded' });
+    const before = await redisState(ctx.redis);
+
+    const { expiresAt } = await queue.updateStatus({ workspaceId: 'acme', jobId, status: 'running' });
+
+    expect(expiresAt).toBeNull();
+    const { [EXPIRIES]: _gone, ...rest } = before;
+    const expected: Record<string, KeyState> = { ...rest };
+    for (const key of copiesOf(c, jobId)) {
+      const written = (key === legacyKey(jobId) && c.legacy) || (key === newKey('acme', jobId) && c.fresh);
+      expected[key] = finished(before[key], 'running', undefined, written);
+      delete expected[key].expiresAt;
+    }
+    expect(await redisState(ctx.redis)).toEqual(expected);
+  });
+});
+
 describe('after retention removed a job', () => {
   it('in every stage: listJobs skips it without a divergence, verify counts it pending, maintain sweeps it, verify is clean', async () => {
     // Each stage under its own key prefix, so one wait for the expiry serves all six.
