@@ -17,7 +17,8 @@
 --                                 touched, when ARGV[6] is '')
 --
 -- ARGV[1] stage selector: '' static, '*' managed, '<n>' managed at epoch n only
--- ARGV[2] the plan in static mode (unused: a job is deleted from every layout it is in)
+-- ARGV[2] the plan in static mode (its read origin says which record tells whether the job waits;
+--         the job is deleted from every layout it is in)
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] force '1'|'0'
 -- ARGV[6] the idempotency key the caller read from the job ('' = none)
 --
@@ -56,7 +57,10 @@ local function run()
 
   local claim = findClaim(claimsKey, workspaceId, jobId)
   if claim and not force then return {'CLAIM_CONFLICT', claim.worker} end
-  local waiting = redis.call('HGET', record, 'status') == 'queued'
+  -- Whether it waits, by the record the stage reads: a twin left from another stage may be stale
+  -- (in off, a new record still running while the legacy one was queued again).
+  local authority = (legacyOurs and (readFrom == 'legacy' or not newExists)) and legacyKey or newKey
+  local waiting = redis.call('HGET', authority, 'status') == 'queued'
   -- The key answers for this job only while it names it: after its TTL another job may own it.
   local ownKey = idempotency ~= '' and string.match(redis.call('GET', idempotencyKey) or '', ':(.+)$') == jobId
 

@@ -7,7 +7,9 @@
 -- @keys 8
 -- KEYS[1] stageKey       hash  the layout's stage record (see the stage include)
 -- KEYS[2] legacyKey      hash  job:<jobId>; neither read nor written unless the plan writes the legacy layout
+--                              (in complete, only its expiry is taken away with the new record's)
 -- KEYS[3] newKey         hash  ws:<workspaceId>:job:<jobId>; neither read nor written unless the plan writes it
+--                              (in off, only its expiry is taken away with the legacy record's)
 -- KEYS[4] indexKey       zset  gains the job when a repair copies a legacy-only job into the new layout
 -- KEYS[5] queueKey       list  RPUSH of the job's entry: the bare jobId while the legacy layout is written, else "<workspaceId>:<jobId>"
 -- KEYS[6] processingKey  zset  queue:<name>:processing, see claim_job

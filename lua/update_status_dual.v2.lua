@@ -9,6 +9,7 @@
 -- KEYS[2] legacyKey      hash  job:<jobId>; neither read nor written unless the plan writes the legacy layout
 --                              (in complete, only its expiry follows the new record's)
 -- KEYS[3] newKey         hash  ws:<workspaceId>:job:<jobId>; neither read nor written unless the plan writes it
+--                              (in off, only its expiry follows the legacy record's)
 -- KEYS[4] indexKey       zset  gains the job when a repair copies a legacy-only job into the new layout
 -- KEYS[5] processingKey  zset  queue:<name>:processing (claim deadlines), see claim_job
 -- KEYS[6] claimsKey      hash  queue:<name>:claims, see claim_job

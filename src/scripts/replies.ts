@@ -38,7 +38,9 @@ export function errorForReply(reply: readonly unknown[], context: ReplyContext):
         context.jobId,
         b ?? context.expectedStatus ?? '',
         a,
-        c === 'queued_only' ? "status 'queued' puts no entry on the queue, so only a queued job may be set to it: requeue() puts a failed, cancelled or given-back job back on the queue" : undefined,
+        c === 'queued_only'
+          ? "status 'queued' puts no entry on the queue, so only a queued job may be set to it: requeue() puts a failed, cancelled or given-back job back on the queue"
+          : undefined,
       );
     case 'CLAIM_CONFLICT':
       return new ClaimConflictError(context.jobId, context.workerId ?? '', a);
