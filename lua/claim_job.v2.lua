@@ -32,6 +32,7 @@
 --   {'MOVED'}                            the entry is no longer near the queue's head: nothing written
 --   {'SET_ASIDE'}                        the entry leads to no job: it moved to KEYS[5]
 --   {'SKIPPED', status}                  the job is not 'queued' (finished or claimed): entry dropped
+--                                        (and the job's entry_unfound mark, see the job include)
 --   {'WRONGTYPE', key, expected, actual} nothing written
 --   {'NO_PERMISSION', command, key}      nothing written
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}  managed mode: nothing written
@@ -71,9 +72,12 @@ local function run()
 
   local status = redis.call('HGET', job.source, 'status') or ''
   if status ~= 'queued' then
-    problem = refused('LREM', queueKey, '1', entry)
+    -- The entry an update could not find (see entry_unfound in the job include) is gone now.
+    local unfound = entryUnfound(job)
+    problem = refused('LREM', queueKey, '1', entry) or (unfound and clearEntryUnfoundRefused(job))
     if problem then return problem end
     redis.call('LREM', queueKey, 1, entry)
+    if unfound then clearEntryUnfound(job) end
     return {'SKIPPED', status}
   end
 

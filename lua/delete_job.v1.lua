@@ -60,7 +60,7 @@ local function run()
   -- Whether it waits, by the record the stage reads: a twin left from another stage may be stale
   -- (in off, a new record still running while the legacy one was queued again).
   local authority = (legacyOurs and (readFrom == 'legacy' or not newExists)) and legacyKey or newKey
-  local waiting = redis.call('HGET', authority, 'status') == 'queued'
+  local waiting = redis.call('HGET', authority, 'status') == 'queued' or redis.call('HGET', authority, 'entry_unfound') == '1'
   -- The key answers for this job only while it names it: after its TTL another job may own it.
   local ownKey = idempotency ~= '' and string.match(redis.call('GET', idempotencyKey) or '', ':(.+)$') == jobId
 

@@ -1,7 +1,8 @@
 #!lua
 -- requeue_job v1: put a job back on the queue as 'queued': a failed or cancelled job, or a running
 -- one whose claim the given worker holds (which the same step ends). Its entry goes on the queue in
--- the stage's form, and any retention expiry is taken away, so it cannot expire while it waits.
+-- the stage's form (or, for a job marked entry_unfound, its old entry if it still waits: see the job
+-- include), and any retention expiry is taken away, so it cannot expire while it waits.
 -- attempts is left as it is: it counts claims.
 --
 -- @keys 8
@@ -64,10 +65,15 @@ local function run()
   -- layout is written and the legacy key is this job's (a bare entry is found through it), else named.
   local retention = retentionPlan(job, expiriesKey, workspaceId, jobId, nil)
   local entry = (writeLegacy and job.legacy ~= 'foreign') and jobId or member
+  -- A job an update took off the queue without finding its entry: if that entry still waits, anywhere
+  -- in the queue, it serves again (O(queue length), for such jobs only).
+  local unfound = entryUnfound(job)
+  local waiting = unfound and waitingEntry(queueKey, job, workspaceId, jobId, 0)
 
   problem = jobWritesRefused(job, indexKey, jobId)
     or retentionRefused(retention, expiriesKey)
-    or refused('RPUSH', queueKey, entry)
+    or (not waiting and refused('RPUSH', queueKey, entry))
+    or (unfound and clearEntryUnfoundRefused(job))
     or (claim and (refused('ZREM', processingKey, claim.entry) or refused('HDEL', claimsKey, claim.entry)))
   if problem then return problem end
 
@@ -80,7 +86,8 @@ local function run()
     redis.call('ZREM', processingKey, claim.entry)
     redis.call('HDEL', claimsKey, claim.entry)
   end
-  redis.call('RPUSH', queueKey, entry)
+  if unfound then clearEntryUnfound(job) end
+  if not waiting then redis.call('RPUSH', queueKey, entry) end
   return {'REQUEUED', previousStatus, job.repaired, updatedAt, job.legacy == 'foreign' and '1' or '0'}
 end
 

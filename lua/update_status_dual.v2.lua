@@ -15,7 +15,9 @@
 -- KEYS[6] claimsKey      hash  queue:<name>:claims, see claim_job
 -- KEYS[7] expiriesKey    zset  queue:<name>:expiries, "<workspaceId>:<jobId>" -> when retention removes it (ms)
 -- KEYS[8] queueKey       list  queue:<name>: loses the job's entry when the job leaves 'queued' here
---                              (searched among the first ENTRY_SEARCH_DEPTH entries only)
+--                              (searched among the first ENTRY_SEARCH_DEPTH entries only; when it is
+--                              not there and the queue is longer, the job is marked entry_unfound:
+--                              see the job include)
 --
 -- ARGV[1] stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
 -- ARGV[2] the plan in static mode (src/stages.ts planCode)
@@ -90,7 +92,8 @@ local function run()
   -- A job leaving 'queued' here (cancelled while it waits, or started outside the queue's workers)
   -- leaves the queue too when its entry is near the head, so no entry outlives it (a deeper one is
   -- dropped by the claim that reaches it).
-  local entry = previousStatus == 'queued' and status ~= 'queued' and waitingEntry(queueKey, job, workspaceId, jobId, ENTRY_SEARCH_DEPTH)
+  local leaving = previousStatus == 'queued' and status ~= 'queued'
+  local entry = leaving and waitingEntry(queueKey, job, workspaceId, jobId, ENTRY_SEARCH_DEPTH)
   local retention = retentionPlan(job, expiriesKey, workspaceId, jobId, retentionSeconds(status, 8))
 
   problem = jobWritesRefused(job, indexKey, jobId)
@@ -103,6 +106,11 @@ local function run()
   local nowMs = serverNowMs()
   repairJob(job, indexKey, jobId, nowMs)
   local fields = {'status', status}
+  -- Not found near the head of a queue longer than the search: see entry_unfound in the job include.
+  if leaving and not entry and redis.call('LLEN', queueKey) > ENTRY_SEARCH_DEPTH then
+    fields[#fields + 1] = 'entry_unfound'
+    fields[#fields + 1] = '1'
+  end
   for i = 11, #ARGV, 2 do
     fields[#fields + 1] = ARGV[i]
     fields[#fields + 1] = ARGV[i + 1]

@@ -22,7 +22,7 @@ export const SERVICE_COMMANDS = [
   // deploy user's preload when this user may not run SCRIPT LOAD
   'evalsha', 'eval', 'script|exists',
   // what the service scripts run inside
-  'type', 'exists', 'get', 'set', 'time', 'hget', 'hmget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem',
+  'type', 'exists', 'get', 'set', 'time', 'hget', 'hmget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem', 'llen',
   // deleteJob removes a job's records and its idempotency key
   'del',
   // a repair copies a record's absolute expiry with it; retention sets one, requeue lifts it

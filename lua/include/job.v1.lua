@@ -107,7 +107,28 @@ local function legacyIsOurs(legacyKey, workspaceId)
   return redis.call('TYPE', legacyKey)['ok'] == 'hash' and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId
 end
 
--- The queue entry of this job, if it waits within the first `depth` entries: the named form, or the
+-- An update that takes a job off 'queued' and does not find its entry near the head of a longer
+-- queue marks the job (entry_unfound '1'): the entry may wait deeper, or a consumer of the legacy
+-- service's kind popped it. A requeue of a marked job then looks through the whole queue before it pushes an entry, so no
+-- job ever waits twice (or waits while claimed); a claim that drops that entry, and a delete, clear
+-- the mark with the rest.
+local ENTRY_UNFOUND = 'entry_unfound'
+
+local function entryUnfound(job)
+  return redis.call('HGET', job.source, ENTRY_UNFOUND) == '1'
+end
+
+local function clearEntryUnfoundRefused(job)
+  return (job.legacyWritten and refused('HDEL', job.legacyKey, ENTRY_UNFOUND))
+    or (job.newWritten and refused('HDEL', job.newKey, ENTRY_UNFOUND))
+end
+
+local function clearEntryUnfound(job)
+  if job.legacyWritten then redis.call('HDEL', job.legacyKey, ENTRY_UNFOUND) end
+  if job.newWritten then redis.call('HDEL', job.newKey, ENTRY_UNFOUND) end
+end
+
+-- The queue entry of this job, if it waits within the first `depth` entries (0: the whole queue): the named form, or the
 -- bare jobId when job:<jobId> is this workspace's (a bare entry is found through it). Bounded, so a
 -- deeper entry is not found: a claim drops it later (or, once the job is gone, sets it aside).
 local function waitingEntry(queueKey, job, workspaceId, jobId, depth)

@@ -64,7 +64,7 @@ const INDEX = new RegExp(`^ws:(${ID}):jobs$`);
 const IDEMPOTENCY = new RegExp(`^ws:(${ID}):idem:([A-Za-z0-9._:-]{1,200})$`);
 const QUEUE = /^queue:([A-Za-z0-9._-]{1,64})$/;
 const PROCESSING = /^queue:([A-Za-z0-9._-]{1,64}):processing$/;
-const QUEUE_SIDE_KEYS = /^queue:([A-Za-z0-9._-]{1,64}):(claims|orphans|unsupported)$/;
+const QUEUE_SIDE_KEYS = /^queue:([A-Za-z0-9._-]{1,64}):(claims|orphans|unsupported|expiries)$/;
 
 export async function checkInvariants(redis: Redis, options: InvariantOptions = {}): Promise<InvariantReport> {
   const layoutsOf = typeof options.layouts === 'function' ? options.layouts : () => (options.layouts ?? 'both') as ExpectedLayouts;

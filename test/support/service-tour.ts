@@ -35,8 +35,14 @@ export async function everyServiceCall(queue: DualWriteQueue, admin: Redis | Clu
       { workspaceId: 'globex', type: 't', payload: 'batch', jobId: `g-${stage}` },
       { workspaceId: 'globex', type: 't', payload: 'batch', jobId: `h-${stage}` },
     ]));
-    // Started outside the queue's workers: claim passes over it.
+    // Started outside the queue's workers: it leaves the queue. h's entry was popped by a consumer
+    // of the legacy kind, so its update looks for it in vain.
     await call(queue.updateStatus({ workspaceId: 'globex', jobId: `g-${stage}`, status: 'running', expectedStatus: 'queued' }));
+    const hEntry = (await admin.lrange(queue.keys.queue(queue.queueName), 0, -1)).find((entry) => entry.endsWith(`h-${stage}`))!;
+    await admin.lrem(queue.keys.queue(queue.queueName), 1, hEntry);
+    await call(queue.updateStatus({ workspaceId: 'globex', jobId: `h-${stage}`, status: 'running' }));
+    await call(queue.updateStatus({ workspaceId: 'globex', jobId: `h-${stage}`, status: 'failed' }));
+    await call(queue.requeue({ workspaceId: 'globex', jobId: `h-${stage}` }));
     await call(queue.getJob({ workspaceId: 'acme', jobId: `a-${stage}` }));
     const page = await call(queue.listJobs({ workspaceId: 'globex', limit: 1 }));
     // Once, the job the cursor names leaves the index between the pages: the next page is found by score.
