@@ -1,15 +1,38 @@
 /**
- * What an ioredis client sends on its own with its default options, standalone or Cluster:
+ * What an ioredis client sends on its own with its default options, standalone or Cluster, to any
+ * server from 7.0 on:
  * - `info`: the ready check of every connection (enableReadyCheck; refused, ioredis warns on the
  *   console and goes on, but no longer waits out a server still loading its data);
  * - `cluster|slots`: how a Cluster client learns which node serves which slot;
  * - `cluster|info`: a Cluster client's ready check (refused, the client never gets ready);
  * - `client|setname`: a Cluster client names the connection that refreshes its slot map;
  * - `readonly`: a Cluster client's connections to replicas.
- * A standalone server refuses the cluster commands harmlessly. ioredis also sends CLIENT SETINFO
- * (Redis 7.2+) and ignores its refusal: the rules cannot name it, as Redis 7.0 does not know it.
+ * A standalone server refuses the cluster commands harmlessly. From 7.2 on it also sends CLIENT
+ * SETINFO (IOREDIS_SETINFO_COMMAND).
  */
 export const IOREDIS_DEFAULT_COMMANDS = ['info', 'cluster|slots', 'cluster|info', 'client|setname', 'readonly'] as const;
+
+/**
+ * What ioredis also sends, on every connection, to a server that answers version 7.2 or later
+ * (Valkey answers 7.2.4): it ignores a refusal, but the ACL log records one. Redis 7.0 does not
+ * know the command, so no rule may name it there.
+ */
+export const IOREDIS_SETINFO_COMMAND = 'client|setinfo';
+
+export interface AclRuleOptions {
+  /**
+   * The server's `redis_version` (INFO server): from 7.2 on the rules also grant CLIENT SETINFO.
+   * Left out, the rules are the ones every server from 7.0 on accepts.
+   */
+  serverVersion?: string;
+}
+
+/** The client's own commands for a server of this version. */
+export function clientCommandsFor(serverVersion?: string): string[] {
+  const [major, minor] = (serverVersion ?? '').split('.').map(Number);
+  const knowsSetinfo = major > 7 || (major === 7 && minor >= 2);
+  return [...IOREDIS_DEFAULT_COMMANDS, ...(knowsSetinfo ? [IOREDIS_SETINFO_COMMAND] : [])];
+}
 
 /**
  * What a Redis ACL user needs to run the queue: the key patterns of the layout and the commands.
@@ -53,8 +76,13 @@ export function serviceKeyPatterns(keyPrefix = ''): string[] {
 const LAYOUT_PATTERNS = ['job:*', 'ws:*', 'queue:*'];
 
 /** ACL SETUSER rules for a service user: `ACL SETUSER <name> on ><password> ...serviceAclRules()`. */
-export function serviceAclRules(keyPrefix = ''): string[] {
-  return ['resetkeys', ...serviceKeyPatterns(keyPrefix), '-@all', ...SERVICE_COMMANDS.map((command) => `+${command}`)];
+export function serviceAclRules(keyPrefix = '', options: AclRuleOptions = {}): string[] {
+  return ['resetkeys', ...serviceKeyPatterns(keyPrefix), '-@all', ...commandRules(SERVICE_COMMANDS, options)];
+}
+
+function commandRules(commands: readonly string[], { serverVersion }: AclRuleOptions): string[] {
+  const extra = clientCommandsFor(serverVersion).filter((command) => !commands.includes(command));
+  return [...commands, ...extra].map((command) => `+${command}`);
 }
 
 /**
@@ -101,6 +129,6 @@ export function migrationKeyPatterns(keyPrefix = ''): string[] {
  * ACL SETUSER rules for the user the migration tools run as: `ACL SETUSER <name> on ><password>
  * ...migrationAclRules()`. Under clusterLayout(tag) the prefix is `{tag}:`.
  */
-export function migrationAclRules(keyPrefix = ''): string[] {
-  return ['resetkeys', ...migrationKeyPatterns(keyPrefix), '-@all', ...MIGRATION_COMMANDS.map((command) => `+${command}`)];
+export function migrationAclRules(keyPrefix = '', options: AclRuleOptions = {}): string[] {
+  return ['resetkeys', ...migrationKeyPatterns(keyPrefix), '-@all', ...commandRules(MIGRATION_COMMANDS, options)];
 }

@@ -50,8 +50,11 @@ export { CLEANUP_RESULTS } from './migrate/cleanup';
 export type { CleanupOptions, CleanupReport, CleanupResult } from './migrate/cleanup';
 export type { MigrationProgress, RunOptions } from './migrate/options';
 export type { Sample } from './migrate/tally';
+export type { AclRuleOptions } from './acl';
 export {
+  clientCommandsFor,
   IOREDIS_DEFAULT_COMMANDS,
+  IOREDIS_SETINFO_COMMAND,
   MIGRATION_COMMANDS,
   migrationAclRules,
   migrationKeyPatterns,

@@ -4,16 +4,22 @@
  * test/integration/scripts.test.ts covers ready() with and without a deploy user's preload.
  */
 import Redis from 'ioredis';
-import { DualWriteQueue, IOREDIS_DEFAULT_COMMANDS, PermissionError, SERVICE_COMMANDS, serviceAclRules, STAGES } from '../../src';
+import { clientCommandsFor, DualWriteQueue, IOREDIS_DEFAULT_COMMANDS, PermissionError, SERVICE_COMMANDS, serviceAclRules as rulesFor, STAGES } from '../../src';
 import { aclNames, captureCommands, refusedTo, type SentCommand } from '../support/capture';
 import { everyServiceCall } from '../support/service-tour';
 import { checkInvariants } from '../support/invariants';
-import { makeQueue, metricValue, useRedis } from '../support/redis';
+import { makeQueue, metricValue, serverVersion, useRedis } from '../support/redis';
 import { recordRow } from '../support/soak';
 import { putJob, redisState } from '../support/state';
 
 const ctx = useRedis();
 let service: Redis;
+let version = '';
+beforeAll(async () => {
+  version = await serverVersion(ctx.redis);
+});
+/** The documented rules, for this server's version (CLIENT SETINFO from 7.2 on). */
+const serviceAclRules = (keyPrefix = '') => rulesFor(keyPrefix, { serverVersion: version });
 
 async function serviceUser(rules: string[]): Promise<Redis> {
   await ctx.redis.call('ACL', 'SETUSER', 'service', 'reset', 'on', '>service-secret', ...rules);
@@ -111,7 +117,8 @@ describe('scenario 7: access control', () => {
     const names = await aclNames(ctx.redis, sent);
     // ready() tries SCRIPT LOAD first; a service user is refused it by design, and then checks the preload.
     const refusedByDesign = ['script|load'];
-    expect([...names].filter((name) => !(SERVICE_COMMANDS as readonly string[]).includes(name))).toEqual(refusedByDesign);
+    const granted = [...SERVICE_COMMANDS, ...clientCommandsFor(version)];
+    expect([...names].filter((name) => !granted.includes(name))).toEqual(refusedByDesign);
     // Never sent here: SCRIPT EXISTS (only after that refusal), and the Cluster client's own commands.
     const clusterOnly = IOREDIS_DEFAULT_COMMANDS.filter((name) => name !== 'info');
     expect(SERVICE_COMMANDS.filter((name) => !names.has(name))).toEqual(['script|exists', ...clusterOnly]);

@@ -1,4 +1,4 @@
-import Redis from 'ioredis';
+import Redis, { type Cluster } from 'ioredis';
 import { Registry } from 'prom-client';
 import { DualWriteQueue, type DualWriteQueueOptions, type Stage } from '../../src';
 import { startRedis, type RedisHandle } from '../../src/testing';
@@ -62,4 +62,13 @@ export async function metricValue(
       Object.entries(labels).every(([k, want]) => String((v.labels as Record<string, unknown>)[k]) === want),
   );
   return match?.value ?? 0;
+}
+
+/**
+ * The server's redis_version (Valkey answers 7.2.4): ACL rules name CLIENT SETINFO from 7.2 on
+ * (serviceAclRules(prefix, { serverVersion })), as ioredis sends it on every connection there.
+ */
+export async function serverVersion(redis: Redis | Cluster): Promise<string> {
+  const node = 'nodes' in redis ? redis.nodes('master')[0] : redis;
+  return /redis_version:([0-9.]+)/.exec(String(await node.info('server')))?.[1] ?? '';
 }
