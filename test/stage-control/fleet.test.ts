@@ -106,6 +106,7 @@ describe('a managed fleet through every stage and back, under load', () => {
       await move('shadow');
       verifies.shadow = nonZero(await operator.verify());
       await move('live');
+      verifies.live = nonZero(await operator.verify());
       await move('rampdown');
       verifies.rampdown = nonZero(await operator.verify());
       await move('complete');
@@ -126,6 +127,7 @@ describe('a managed fleet through every stage and back, under load', () => {
     // Going forward, nothing: the fleet's stages never disagree, so no field_mismatch, no resync.
     expect(verifies.dualwrite).toEqual({});
     expect(verifies.shadow).toEqual({});
+    expect(verifies.live).toEqual({});
     expect(verifies.rampdown).toEqual({});
     expect(verifies.complete).toEqual({});
     // After the rollback, only what complete documents: jobs made there have no legacy record and

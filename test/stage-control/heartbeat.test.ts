@@ -48,6 +48,22 @@ describe('heartbeats', () => {
     expect(status.findings.map((finding) => finding.kind).sort()).toEqual(['instance_epoch', 'static_instance']);
   });
 
+  it('status flags an instance that runs other scripts than this package (a rolling deploy half done)', async () => {
+    await operator().initStage('dualwrite', { reason: 'test' });
+    const queue = new DualWriteQueue({ redis: ctx.redis, stage: 'managed', metrics: false, instanceId: 'svc-new', heartbeat: { intervalMs: 1000 } });
+    await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
+    await until(async () => (await beats()) === 1);
+    // Another version's instance, as its own heartbeat would say it: the same epoch, other scripts.
+    const info = JSON.parse((await ctx.redis.hget('dualwrite:instances:info', 'svc-new'))!);
+    await ctx.redis.zadd('dualwrite:instances', Date.now(), 'svc-old-version');
+    await ctx.redis.hset('dualwrite:instances:info', 'svc-old-version', JSON.stringify({ ...info, version: '0.0.9', scripts: 'f'.repeat(40) }));
+
+    const status = await operator().status();
+
+    expect(status.findings).toEqual([{ kind: 'instance_scripts', detail: 'svc-old-version runs other scripts (package 0.0.9) than this one' }]);
+    expect(status.healthy).toBe(false);
+  });
+
   it('prunes instances gone quiet for a minute, a bounded number per beat', async () => {
     await operator().initStage('off', { reason: 'test' });
     const longAgo = Date.now() - 120_000;

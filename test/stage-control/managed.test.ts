@@ -3,7 +3,10 @@
  * as its work. A missing record writes nothing; a transition reaches every call issued after it.
  */
 import { Registry } from 'prom-client';
-import { DualWriteQueue, Migration, StageUnsetError, STAGES, ValidationError } from '../../src';
+import Redis from 'ioredis';
+import { DualWriteQueue, Migration, StageChangedError, StageUnsetError, STAGES, ValidationError } from '../../src';
+import { loadScripts } from '../../src/scripts/manifest';
+import { MAX_STAGE_RESTARTS } from '../../src/stage-control/run';
 import { makeQueue, metricValue, useRedis } from '../support/redis';
 import { redisState } from '../support/state';
 
@@ -18,6 +21,9 @@ describe('managed mode without a stage record', () => {
   it('every operation is a StageUnsetError naming the command that creates it, and nothing is written', async () => {
     const queue = managedQueue();
     await ctx.redis.rpush('queue:default', 'j1');
+    // A claim past its deadline and a job due for the sweep: recoverStalled and maintain run their scripts.
+    await ctx.redis.zadd('queue:default:processing', 1, 'acme:j1');
+    await ctx.redis.zadd('queue:default:expiries', 1, 'acme:j1');
     const before = await redisState(ctx.redis);
 
     const calls: [string, () => Promise<unknown>][] = [
@@ -28,6 +34,11 @@ describe('managed mode without a stage record', () => {
       ['getJob', () => queue.getJob({ workspaceId: 'acme', jobId: 'j1' })],
       ['listJobs', () => queue.listJobs({ workspaceId: 'acme' })],
       ['claim', () => queue.claim({ workerId: 'w1' })],
+      ['recoverStalled', () => queue.recoverStalled()],
+      ['extendClaim', () => queue.extendClaim({ workspaceId: 'acme', jobId: 'j1', workerId: 'w1' })],
+      ['requeue', () => queue.requeue({ workspaceId: 'acme', jobId: 'j1' })],
+      ['deleteJob', () => queue.deleteJob({ workspaceId: 'acme', jobId: 'j1' })],
+      ['maintain', () => queue.maintain()],
       ['backfill', () => migration().backfill()],
       ['verify', () => migration().verify()],
       ['cleanup', () => migration().cleanup({ yes: true })],
@@ -120,5 +131,61 @@ describe('managed mode with a stage record', () => {
     await queue.ready();
 
     expect([queue.stage, queue.epoch]).toEqual(['live', '1']);
+  });
+});
+
+describe('a call of several scripts under a stage that keeps changing', () => {
+  /** A client of its own on which, after every page of the index, the operator's transition lands. */
+  async function pagesThenTransition(transitions: number): Promise<{ queue: DualWriteQueue; registry: Registry; client: Redis }> {
+    const client = new Redis(ctx.handle.url);
+    const pageSha = loadScripts().get('list_index_page.v2')!.sha1;
+    const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>;
+    let left = transitions;
+    (client as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = async (...args: unknown[]) => {
+      const reply = await evalsha(...args);
+      if (args[0] === pageSha && left-- > 0) await ctx.redis.hincrby('dualwrite:stage', 'epoch', 1);
+      return reply;
+    };
+    const registry = new Registry();
+    const queue = new DualWriteQueue({ redis: client, stage: 'managed', heartbeat: false, metrics: { registry } });
+    await queue.ready(); // the scripts are loaded: every call goes by EVALSHA
+    return { queue, registry, client };
+  }
+
+  beforeEach(async () => {
+    await migration().initStage('live', { reason: 'test' });
+    await ctx.redis.hset('ws:acme:job:j1', { id: 'j1', workspace_id: 'acme', type: 't', payload: '1', status: 'queued', created_at: '1', updated_at: '1' });
+    await ctx.redis.zadd('ws:acme:jobs', 1, 'j1');
+  });
+
+  it('starts over under the new epoch, each restart counted, and answers from one stage', async () => {
+    const { queue, registry, client } = await pagesThenTransition(3);
+    try {
+      const page = await queue.listJobs({ workspaceId: 'acme' });
+
+      expect(page.jobs.map((job) => job.id)).toEqual(['j1']);
+      expect(queue.epoch).toBe('4');
+      expect(await metricValue(registry, 'dualwrite_stage_restarts_total', { operation: 'list_jobs' })).toBe(3);
+    } finally {
+      client.disconnect();
+    }
+  });
+
+  it(`gives up after ${MAX_STAGE_RESTARTS} restarts with a StageChangedError naming the epochs, and nothing written`, async () => {
+    const { queue, registry, client } = await pagesThenTransition(100);
+    const before = await redisState(ctx.redis);
+    try {
+      const error = await queue.listJobs({ workspaceId: 'acme' }).catch((e: unknown) => e);
+
+      expect(error).toBeInstanceOf(StageChangedError);
+      expect(error).toMatchObject({ code: 'STAGE_CHANGED', operation: 'listJobs', startedEpoch: '6', currentEpoch: '7' });
+      expect(await metricValue(registry, 'dualwrite_stage_restarts_total', { operation: 'list_jobs' })).toBe(MAX_STAGE_RESTARTS);
+      const after = await redisState(ctx.redis);
+      const epochs = MAX_STAGE_RESTARTS + 1;
+      const record = before['dualwrite:stage'].value as Record<string, string>;
+      expect(after).toEqual({ ...before, 'dualwrite:stage': { type: 'hash', value: { ...record, epoch: String(Number(record.epoch) + epochs) } } });
+    } finally {
+      client.disconnect();
+    }
   });
 });
