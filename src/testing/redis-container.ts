@@ -14,7 +14,7 @@ export const CONTAINER_SERVERS = {
   'redis-7.0': 'redis:7.0.15',
   'redis-8.0': 'redis:8.0.2',
   'valkey-8.0': 'valkey/valkey:8.0.1',
-  'valkey-9.1': 'valkey/valkey:9.1.0',
+  'valkey-9.1': 'valkey/valkey:9.1.2',
 } as const;
 
 export type ContainerServer = keyof typeof CONTAINER_SERVERS;

@@ -190,7 +190,7 @@ describe('container images (Testcontainers; planned here, started only where a c
       'redis-7.0': 'redis:7.0.15',
       'redis-8.0': 'redis:8.0.2',
       'valkey-8.0': 'valkey/valkey:8.0.1',
-      'valkey-9.1': 'valkey/valkey:9.1.0',
+      'valkey-9.1': 'valkey/valkey:9.1.2',
     });
     for (const image of Object.values(CONTAINER_SERVERS)) expect(image).toMatch(/:\d+\.\d+\.\d+$/);
   });
@@ -206,9 +206,9 @@ describe('container images (Testcontainers; planned here, started only where a c
     const program = (image: string) => containerPlan(image).command[0];
 
     expect(containerPlan('valkey-8.0')).toEqual({ image: 'valkey/valkey:8.0.1', command: ['valkey-server', ...durable] });
-    expect(containerPlan('valkey-9.1')).toEqual({ image: 'valkey/valkey:9.1.0', command: ['valkey-server', ...durable] });
+    expect(containerPlan('valkey-9.1')).toEqual({ image: 'valkey/valkey:9.1.2', command: ['valkey-server', ...durable] });
     expect(containerPlan('redis-8.0')).toEqual({ image: 'redis:8.0.2', command: ['redis-server', ...durable] });
-    expect(program('valkey/valkey:9.1.0-alpine')).toBe('valkey-server');
+    expect(program('valkey/valkey:9.1.2-alpine')).toBe('valkey-server');
     expect(program('registry.example:5000/mirror/valkey@sha256:0123')).toBe('valkey-server');
     expect(program('registry.example:5000/valkey')).toBe('valkey-server');
     expect(program('redis:7.0.15')).toBe('redis-server');
