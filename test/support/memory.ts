@@ -119,6 +119,8 @@ export interface MemoryReport {
   /** used_memory before the first job, and after the final sweep. */
   baselineUsedMemory: number;
   finalUsedMemory: number;
+  /** Of finalUsedMemory, what CONFIG RESETSTAT freed: Redis' per-command latency histograms (Redis 7+). */
+  latencyHistogramBytes?: number;
   usedMemory: { firstHalf: SeriesFigures; secondHalf: SeriesFigures };
   keys: { firstHalf: SeriesFigures; secondHalf: SeriesFigures };
   expiriesEntries: SeriesFigures;
