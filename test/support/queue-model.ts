@@ -80,7 +80,10 @@ export class QueueModel {
     if (!source) return refused('NOT_FOUND');
     const previousStatus = source.status;
     if (expectedStatus && previousStatus !== expectedStatus) return refused('STATUS_CONFLICT');
-    if (status === 'queued' && previousStatus !== 'queued') return refused('STATUS_CONFLICT');
+    // 'queued' puts no entry on the queue: every copy the update writes must be queued already (a
+    // copy a stay in off or complete left behind may say so after the job left the queue).
+    const written = [source, legacyState === 'ours' ? legacy : undefined, newRecord];
+    if (status === 'queued' && written.some((copy) => copy && copy.status !== 'queued')) return refused('STATUS_CONFLICT');
 
     // Leaving 'queued', the job leaves the queue: its named entry, else its bare one while job:<id> is its own.
     if (previousStatus === 'queued' && status !== 'queued') {
