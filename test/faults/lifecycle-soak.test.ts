@@ -85,8 +85,12 @@ describe('scenario 10: worker lifecycle under retention', () => {
       ['service', ...Array.from({ length: PROCESSES }, (_, i) => `workers-${i}`)].map(queueOn),
     );
 
+    // The baseline: every connection of the run open, and no latency histograms (see the memory report).
+    const samplerConnection = connect();
+    await samplerConnection.ping();
+    await ctx.redis.config('RESETSTAT');
     const baselineUsedMemory = await usedMemory(ctx.redis);
-    const sampler = sampleMemory(connect(), {
+    const sampler = sampleMemory(samplerConnection, {
       everyMs: SAMPLE_EVERY_MS, expiriesKey: 'queue:default:expiries', indexKeys: WORKSPACES.map((w) => `ws:${w}:jobs`),
     });
     const ledger = new JobLedger();
@@ -139,10 +143,11 @@ describe('scenario 10: worker lifecycle under retention', () => {
     const invariants = await checkInvariants(ctx.redis, { ignore: (key) => key.startsWith('dualwrite:') });
     const keysLeft = (await ctx.redis.keys('*')).sort();
     const samples = await sampler.stop();
-    const memory = memoryReport(samples, { fromMs: loadFromMs, toMs: loadToMs }, SAMPLE_EVERY_MS, baselineUsedMemory, await usedMemory(ctx.redis));
-    // What of the difference from the baseline is Redis' per-command latency histograms: RESETSTAT frees them.
+    const finalUsedMemory = await usedMemory(ctx.redis);
     await ctx.redis.config('RESETSTAT');
-    memory.latencyHistogramBytes = memory.finalUsedMemory - (await usedMemory(ctx.redis));
+    const memory = memoryReport(samples, { fromMs: loadFromMs, toMs: loadToMs }, SAMPLE_EVERY_MS, {
+      baseline: baselineUsedMemory, final: finalUsedMemory, finalWithoutHistograms: await usedMemory(ctx.redis),
+    });
     const ledgerViolations = ledger.violations();
     const counts = fleet.counts;
 

@@ -116,11 +116,13 @@ export interface MemoryReport {
   /** The load phase, ms on the samples' clock: producers enqueue at a steady rate in it. */
   loadFromMs: number;
   loadToMs: number;
-  /** used_memory before the first job, and after the final sweep. */
-  baselineUsedMemory: number;
-  finalUsedMemory: number;
-  /** Of finalUsedMemory, what CONFIG RESETSTAT freed: Redis' per-command latency histograms (Redis 7+). */
-  latencyHistogramBytes?: number;
+  /**
+   * used_memory before the first job and after the final sweep. Redis 7 keeps a latency histogram
+   * per command name it has run (latency-tracking), a one-time cost per name that CONFIG RESETSTAT
+   * frees: the baseline is taken after one, and the end figure again after one, so the two compare
+   * like with like.
+   */
+  usedMemoryAt: { baseline: number; final: number; finalWithoutHistograms: number };
   usedMemory: { firstHalf: SeriesFigures; secondHalf: SeriesFigures };
   keys: { firstHalf: SeriesFigures; secondHalf: SeriesFigures };
   expiriesEntries: SeriesFigures;
@@ -134,8 +136,7 @@ export function memoryReport(
   samples: readonly MemorySample[],
   load: { fromMs: number; toMs: number },
   everyMs: number,
-  baselineUsedMemory: number,
-  finalUsedMemory: number,
+  usedMemoryAt: MemoryReport['usedMemoryAt'],
 ): MemoryReport {
   const middle = (load.fromMs + load.toMs) / 2;
   const firstHalf = samples.filter((s) => s.atMs >= load.fromMs && s.atMs < middle);
@@ -146,8 +147,7 @@ export function memoryReport(
     everyMs,
     loadFromMs: load.fromMs,
     loadToMs: load.toMs,
-    baselineUsedMemory,
-    finalUsedMemory,
+    usedMemoryAt,
     usedMemory: { firstHalf: seriesFigures(firstHalf, used), secondHalf: seriesFigures(secondHalf, used) },
     keys: { firstHalf: seriesFigures(firstHalf, keys), secondHalf: seriesFigures(secondHalf, keys) },
     expiriesEntries: seriesFigures(secondHalf, (s) => s.expiriesEntries),
