@@ -102,149 +102,158 @@ describe('scenario 10: worker lifecycle under retention', () => {
       recoverEveryMs: RECOVER_EVERY_MS, maintainEveryMs: MAINTAIN_EVERY_MS,
     });
 
-    // The operator moves the fleet forward under load: dualwrite -> shadow after a backfill, shadow ->
-    // live after a verify, which must find the layouts equal while retention removes jobs. Both in
-    // the load's first half: the first call of a command Redis has not seen adds its latency
-    // histogram to used_memory (latency-tracking, Redis 7+), a one-time step the second half must not hold.
-    let calls = 0;
-    let verifyUnderLoad: VerifyReport | undefined;
-    const operatorSteps = (async () => {
-      await until(() => calls >= CALLS / 6, 600_000);
-      await operator.backfill();
-      await operator.setStage('shadow', { reason: 'soak: forward under load' });
-      await until(() => calls >= CALLS / 3, 600_000);
-      verifyUnderLoad = await operator.verify();
-      await operator.setStage('live', { reason: 'soak: forward under load' });
-    })();
+    // However it ends, the fleet and the sampler stop: their loops would keep the test process alive.
+    try {
+      // The operator moves the fleet forward under load: dualwrite -> shadow after a backfill, shadow ->
+      // live after a verify, which must find the layouts equal while retention removes jobs. Both in
+      // the load's first half: the first call of a command Redis has not seen adds its latency
+      // histogram to used_memory (latency-tracking, Redis 7+), a one-time step the second half must not hold.
+      let calls = 0;
+      let verifyUnderLoad: VerifyReport | undefined;
+      let operatorError: unknown;
+      const operatorSteps = (async () => {
+        await until(() => calls >= CALLS / 6, LOAD_SECONDS * 1000);
+        await operator.backfill();
+        await operator.setStage('shadow', { reason: 'soak: forward under load' });
+        await until(() => calls >= CALLS / 3, LOAD_SECONDS * 1000);
+        verifyUnderLoad = await operator.verify();
+        await operator.setStage('live', { reason: 'soak: forward under load' });
+      })().catch((error) => {
+        operatorError = error;
+      });
 
-    const loadFromMs = sampler.now();
-    const produced = await produce({
-      queue: service, ledger, calls: CALLS, perSecond: PER_SECOND, workspaces: WORKSPACES,
-      idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS, random, replayChance: 0.15, retryChance: 0.03, cancelChance: 0.04,
-      onCall: (n) => (calls = n),
-    });
-    const loadToMs = sampler.now();
-    const producedAt = Date.now();
-    await operatorSteps;
+      const loadFromMs = sampler.now();
+      const produced = await produce({
+        queue: service, ledger, calls: CALLS, perSecond: PER_SECOND, workspaces: WORKSPACES,
+        idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS, random, replayChance: 0.15, retryChance: 0.03, cancelChance: 0.04,
+        onCall: (n) => (calls = n),
+      });
+      const loadToMs = sampler.now();
+      const producedAt = Date.now();
+      await operatorSteps;
 
-    // Drain: every job a caller was told exists ends (crashed jobs come back through recoverStalled).
-    const drained = await until(() => [...ledger.jobs.values()].every((job) => job.outcomes.length > 0), 30_000);
-    await fleet.stopWorkers();
-    await fleet.stopMaintenance();
+      // Drain: every job a caller was told exists ends (crashed jobs come back through recoverStalled).
+      const drained = await until(() => [...ledger.jobs.values()].every((job) => job.outcomes.length > 0), 30_000);
+      await fleet.stopWorkers();
+      await fleet.stopMaintenance();
 
-    // What callers were told, against Redis: each ended job is there as told, or retention removed it at its time.
-    const outcomes = await checkOutcomes(ctx.redis, ledger);
+      // What callers were told, against Redis: each ended job is there as told, or retention removed it at its time.
+      const outcomes = await checkOutcomes(ctx.redis, ledger);
 
-    // Wait out retention and the idempotency keys, then sweep until nothing is due.
-    const lastExpiry = Math.max(0, ...[...ledger.ended()].map(([, outcome]) => outcome.expiresAt ?? 0));
-    await sleep(Math.max(lastExpiry, producedAt + IDEMPOTENCY_TTL_SECONDS * 1000) + 20 - Date.now());
-    const finalSweep = await sweepUntilClean(service, ctx.redis, 'queue:default:expiries');
-    const finalVerify = await operator.verify();
-    const invariants = await checkInvariants(ctx.redis, { ignore: (key) => key.startsWith('dualwrite:') });
-    const keysLeft = (await ctx.redis.keys('*')).sort();
-    const samples = await sampler.stop();
-    const finalUsedMemory = await usedMemory(ctx.redis);
-    await ctx.redis.config('RESETSTAT');
-    const memory = memoryReport(samples, { fromMs: loadFromMs, toMs: loadToMs }, SAMPLE_EVERY_MS, {
-      baseline: baselineUsedMemory, final: finalUsedMemory, finalWithoutHistograms: await usedMemory(ctx.redis),
-    });
-    const ledgerViolations = ledger.violations();
-    const counts = fleet.counts;
+      // Wait out retention and the idempotency keys, then sweep until nothing is due.
+      const lastExpiry = Math.max(0, ...[...ledger.ended()].map(([, outcome]) => outcome.expiresAt ?? 0));
+      await sleep(Math.max(lastExpiry, producedAt + IDEMPOTENCY_TTL_SECONDS * 1000) + 20 - Date.now());
+      const finalSweep = await sweepUntilClean(service, ctx.redis, 'queue:default:expiries');
+      const finalVerify = await operator.verify();
+      const invariants = await checkInvariants(ctx.redis, { ignore: (key) => key.startsWith('dualwrite:') });
+      const keysLeft = (await ctx.redis.keys('*')).sort();
+      const samples = await sampler.stop();
+      const finalUsedMemory = await usedMemory(ctx.redis);
+      await ctx.redis.config('RESETSTAT');
+      const memory = memoryReport(samples, { fromMs: loadFromMs, toMs: loadToMs }, SAMPLE_EVERY_MS, {
+        baseline: baselineUsedMemory, final: finalUsedMemory, finalWithoutHistograms: await usedMemory(ctx.redis),
+      });
+      const ledgerViolations = ledger.violations();
+      const counts = fleet.counts;
 
-    const overlaps = ledgerViolations.filter((v) => v.kind === 'overlap' || v.kind === 'finished_twice' || v.kind === 'ended_off_claim');
-    const lost = ledgerViolations.filter((v) => v.kind === 'not_finished').length + outcomes.vanished.length;
-    const callerErrors = { ...counts.errors };
-    for (const [kind, n] of Object.entries(produced.errors)) callerErrors[kind] = (callerErrors[kind] ?? 0) + n;
-    recordRow({
-      scenario: 10,
-      name: 'worker lifecycle under retention (crash, stall, extend, requeue)',
-      operations: produced.operations + counts.operations,
-      faults: counts.crashes + counts.stalls,
-      faultKind: 'worker crashes and stalls past the claim deadline',
-      lost,
-      duplicated: produced.duplicates.length + overlaps.length,
-      halfWritten: outcomes.wrong.length + invariants.violations.length + Object.values(finalVerify.divergences).reduce((a, b) => a + b, 0),
-      callerErrors: Object.values(callerErrors).reduce((a, b) => a + b, 0),
-      callerErrorKinds: callerErrors,
-      figures: {
-        seconds: Math.round((Date.now() - started) / 1000),
-        loadSeconds: LOAD_SECONDS,
-        idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS,
-        retentionSucceededSeconds: RETENTION.succeeded,
-        retentionFailedSeconds: RETENTION.failed,
-        retentionCancelledSeconds: RETENTION.cancelled,
-        perSecond: PER_SECOND,
-        visibilityTimeoutMs: VISIBILITY_MS,
-        heartbeatMs: HEARTBEAT_MS,
-        processes: PROCESSES,
-        workers: PROCESSES * WORKERS_PER_PROCESS,
-        maxAttempts: MAX_ATTEMPTS,
-        crashEvery: CRASH_EVERY,
-        stallEvery: STALL_EVERY,
-        recoverEveryMs: RECOVER_EVERY_MS,
-        maintainEveryMs: MAINTAIN_EVERY_MS,
-        requests: produced.requests,
-        jobs: produced.created,
-        replaysSameJob: produced.replaysSameJob,
-        replaysOfRemovedJob: produced.replaysOfRemovedJob,
-        replaysNewJob: produced.replaysNewJob,
-        cancelled: produced.cancelled,
-        cancelsTooLate: produced.cancelsTooLate,
-        claims: counts.claims,
-        extends: counts.extends,
-        crashes: counts.crashes,
-        stalls: counts.stalls,
-        staleRefused: counts.staleRefused,
-        staleAccepted: counts.staleAccepted,
-        heartbeatsLate: counts.heartbeatsLate,
-        recovered: counts.recovered,
-        handedBack: counts.handedBack,
-        failedThenRequeued: counts.failedThenRequeued,
-        requeuesTooLate: counts.requeuesTooLate,
-        succeeded: counts.succeeded,
-        failed: counts.failed,
-        retentionRemoved: counts.retentionRemoved + finalSweep.removed,
-        retentionRemovedInFinalSweep: finalSweep.removed,
-        recordsCheckedPresent: outcomes.present,
-        recordsCheckedRemoved: outcomes.removed,
-        succeededWithEarlierError: outcomes.succeededWithEarlierError,
-        pendingMaintenanceUnderLoad: verifyUnderLoad?.pendingMaintenance ?? -1,
-        overlaps: overlaps.length,
-      },
-      memory,
-    });
+      const overlaps = ledgerViolations.filter((v) => v.kind === 'overlap' || v.kind === 'finished_twice' || v.kind === 'ended_off_claim');
+      const lost = ledgerViolations.filter((v) => v.kind === 'not_finished').length + outcomes.vanished.length;
+      const callerErrors = { ...counts.errors };
+      for (const [kind, n] of Object.entries(produced.errors)) callerErrors[kind] = (callerErrors[kind] ?? 0) + n;
+      recordRow({
+        scenario: 10,
+        name: 'worker lifecycle under retention (crash, stall, extend, requeue)',
+        operations: produced.operations + counts.operations,
+        faults: counts.crashes + counts.stalls,
+        faultKind: 'worker crashes and stalls past the claim deadline',
+        lost,
+        duplicated: produced.duplicates.length + overlaps.length,
+        halfWritten: outcomes.wrong.length + invariants.violations.length + Object.values(finalVerify.divergences).reduce((a, b) => a + b, 0),
+        callerErrors: Object.values(callerErrors).reduce((a, b) => a + b, 0),
+        callerErrorKinds: callerErrors,
+        figures: {
+          seconds: Math.round((Date.now() - started) / 1000),
+          loadSeconds: LOAD_SECONDS,
+          idempotencyTtlSeconds: IDEMPOTENCY_TTL_SECONDS,
+          retentionSucceededSeconds: RETENTION.succeeded,
+          retentionFailedSeconds: RETENTION.failed,
+          retentionCancelledSeconds: RETENTION.cancelled,
+          perSecond: PER_SECOND,
+          visibilityTimeoutMs: VISIBILITY_MS,
+          heartbeatMs: HEARTBEAT_MS,
+          processes: PROCESSES,
+          workers: PROCESSES * WORKERS_PER_PROCESS,
+          maxAttempts: MAX_ATTEMPTS,
+          crashEvery: CRASH_EVERY,
+          stallEvery: STALL_EVERY,
+          recoverEveryMs: RECOVER_EVERY_MS,
+          maintainEveryMs: MAINTAIN_EVERY_MS,
+          requests: produced.requests,
+          jobs: produced.created,
+          replaysSameJob: produced.replaysSameJob,
+          replaysOfRemovedJob: produced.replaysOfRemovedJob,
+          replaysNewJob: produced.replaysNewJob,
+          cancelled: produced.cancelled,
+          cancelsTooLate: produced.cancelsTooLate,
+          claims: counts.claims,
+          extends: counts.extends,
+          crashes: counts.crashes,
+          stalls: counts.stalls,
+          staleRefused: counts.staleRefused,
+          staleAccepted: counts.staleAccepted,
+          heartbeatsLate: counts.heartbeatsLate,
+          recovered: counts.recovered,
+          handedBack: counts.handedBack,
+          failedThenRequeued: counts.failedThenRequeued,
+          requeuesTooLate: counts.requeuesTooLate,
+          succeeded: counts.succeeded,
+          failed: counts.failed,
+          retentionRemoved: counts.retentionRemoved + finalSweep.removed,
+          retentionRemovedInFinalSweep: finalSweep.removed,
+          recordsCheckedPresent: outcomes.present,
+          recordsCheckedRemoved: outcomes.removed,
+          succeededWithEarlierError: outcomes.succeededWithEarlierError,
+          pendingMaintenanceUnderLoad: verifyUnderLoad?.pendingMaintenance ?? -1,
+          overlaps: overlaps.length,
+        },
+        memory,
+      });
 
-    expect(drained).toBe(true);
-    expect(counts.unexpected).toEqual([]);
-    expect(ledgerViolations).toEqual([]);
-    expect(produced.duplicates).toEqual([]);
-    expect(produced.wrongReplays).toEqual([]);
-    expect(outcomes.vanished).toEqual([]);
-    expect(outcomes.wrong).toEqual([]);
-    expect(counts.setAside).toBe(0);
-    // Every outcome the workers and the service reported, and nothing else.
-    expect(counts.succeeded + counts.failed + produced.cancelled).toBe(produced.created);
-    // The faults happened, so the run proves something about them.
-    expect(counts.crashes + counts.stalls).toBeGreaterThan(0);
-    expect(counts.extends).toBeGreaterThan(0);
-    expect(counts.handedBack + counts.failedThenRequeued).toBeGreaterThan(0);
-    expect(counts.recovered).toBeGreaterThan(0);
-    expect(counts.retentionRemoved + finalSweep.removed).toBe(produced.created);
-    // The verify that let the fleet into live, taken under load, found nothing wrong.
-    expect(verifyUnderLoad).toMatchObject({ clean: true });
-    // Nothing of any job is left: verify clean with nothing pending, no invariant broken, no key but the stage's.
-    expect(finalSweep.due).toBe(0);
-    expect(finalVerify).toMatchObject({ clean: true, pendingMaintenance: 0 });
-    expect(invariants).toEqual({ jobs: [], violations: [] });
-    expect(keysLeft).toEqual(['dualwrite:instances', 'dualwrite:instances:info', 'dualwrite:stage', 'dualwrite:stage:history']);
-    if (MEMORY_ASSERTED) {
-      expect(memory.usedMemory.secondHalf.maxDeviation).toBeLessThanOrEqual(0.05);
-      // Finer than bytes: a leak of one small entry per job hides in ±5% of used_memory, not in the
-      // counts, whose drift over the second half (slope x its length) must stay within 10% of their mean.
-      const halfSeconds = (memory.loadToMs - memory.loadFromMs) / 2000;
-      for (const series of [memory.keys.secondHalf, memory.indexEntries, memory.expiriesEntries]) {
-        expect(Math.abs(series.slopePerSecond) * halfSeconds).toBeLessThanOrEqual(0.1 * series.mean);
+      expect(operatorError).toBeUndefined();
+      expect(drained).toBe(true);
+      expect(counts.unexpected).toEqual([]);
+      expect(ledgerViolations).toEqual([]);
+      expect(produced.duplicates).toEqual([]);
+      expect(produced.wrongReplays).toEqual([]);
+      expect(outcomes.vanished).toEqual([]);
+      expect(outcomes.wrong).toEqual([]);
+      expect(counts.setAside).toBe(0);
+      // Every outcome the workers and the service reported, and nothing else.
+      expect(counts.succeeded + counts.failed + produced.cancelled).toBe(produced.created);
+      // The faults happened, so the run proves something about them.
+      expect(counts.crashes + counts.stalls).toBeGreaterThan(0);
+      expect(counts.extends).toBeGreaterThan(0);
+      expect(counts.handedBack + counts.failedThenRequeued).toBeGreaterThan(0);
+      expect(counts.recovered).toBeGreaterThan(0);
+      expect(counts.retentionRemoved + finalSweep.removed).toBe(produced.created);
+      // The verify that let the fleet into live, taken under load, found nothing wrong.
+      expect(verifyUnderLoad).toMatchObject({ clean: true });
+      // Nothing of any job is left: verify clean with nothing pending, no invariant broken, no key but the stage's.
+      expect(finalSweep.due).toBe(0);
+      expect(finalVerify).toMatchObject({ clean: true, pendingMaintenance: 0 });
+      expect(invariants).toEqual({ jobs: [], violations: [] });
+      expect(keysLeft).toEqual(['dualwrite:instances', 'dualwrite:instances:info', 'dualwrite:stage', 'dualwrite:stage:history']);
+      if (MEMORY_ASSERTED) {
+        expect(memory.usedMemory.secondHalf.maxDeviation).toBeLessThanOrEqual(0.05);
+        // Finer than bytes: a leak of one small entry per job hides in ±5% of used_memory, not in the
+        // counts, whose drift over the second half (slope x its length) must stay within 10% of their mean.
+        const halfSeconds = (memory.loadToMs - memory.loadFromMs) / 2000;
+        for (const series of [memory.keys.secondHalf, memory.indexEntries, memory.expiriesEntries]) {
+          expect(Math.abs(series.slopePerSecond) * halfSeconds).toBeLessThanOrEqual(0.1 * series.mean);
+        }
       }
+    } finally {
+      await Promise.allSettled([fleet.stopWorkers(), fleet.stopMaintenance(), sampler.stop()]);
     }
   });
 });

@@ -26,7 +26,7 @@ export interface MemorySample {
 export interface MemorySampler {
   /** ms since the sampler started, on the samples' clock. */
   now(): number;
-  /** Stops sampling, after one last sample; resolves with every sample, in order. */
+  /** Stops sampling, after one last sample; resolves with every sample, in order (or the error that stopped it). */
   stop(): Promise<MemorySample[]>;
 }
 
@@ -59,21 +59,27 @@ export function sampleMemory(redis: Redis, options: { everyMs: number; expiriesK
       indexEntries: replies.slice(4).reduce<number>((sum, count) => sum + Number(count), 0),
     });
   };
+  let failure: unknown;
   const loop = (async () => {
     while (!stopped) {
       const next = Date.now() + options.everyMs;
       await take();
       await new Promise((resolve) => setTimeout(resolve, Math.max(0, next - Date.now())));
     }
-  })();
+  })().catch((error) => {
+    failure = error;
+  });
+  let last: Promise<MemorySample[]> | undefined;
   return {
     now: () => Date.now() - started,
-    stop: async () => {
-      stopped = true;
-      await loop;
-      await take();
-      return samples;
-    },
+    stop: () =>
+      (last ??= (async () => {
+        stopped = true;
+        await loop;
+        if (failure) throw failure;
+        await take();
+        return samples;
+      })()),
   };
 }
 
