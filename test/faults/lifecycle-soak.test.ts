@@ -9,9 +9,11 @@
  * record says what its workers were told, and once retention and the keys ran out and the sweep is
  * done, nothing of any job is left.
  *
- * Memory: used_memory, DBSIZE and the expiries set are sampled every 250 ms. At soak scale the
- * load runs 50 s and used_memory must stay within ±5% of its mean over the load's second half
- * (after the first half filled the retention and idempotency windows). At scale 1 the load lasts
+ * Memory: used_memory, DBSIZE, the indexes and the expiries set are sampled every 250 ms. At soak
+ * scale the load runs 50 s and used_memory must stay within ±5% of its mean over the load's second
+ * half (after the first half filled the retention and idempotency windows), and the key counts may
+ * drift by at most 10% of their mean over it: a leak of one small entry per job hides in ±5% of
+ * used_memory over a minute, not in the counts. At scale 1 the load lasts
  * 2.5 s, too short for a steady state, so the leak check there is the end state: after the final
  * sweep no key of any job (record, index entry, expiries entry, claim, queue entry, idempotency key)
  * may remain, and the whole database must be the stage record and heartbeats alone.
@@ -231,7 +233,8 @@ describe('scenario 10: worker lifecycle under retention', () => {
       // Every outcome the workers and the service reported, and nothing else.
       expect(counts.succeeded + counts.failed + produced.cancelled).toBe(produced.created);
       // The faults happened, so the run proves something about them.
-      expect(counts.crashes + counts.stalls).toBeGreaterThan(0);
+      expect(counts.crashes).toBeGreaterThan(0);
+      expect(counts.stalls).toBeGreaterThan(0);
       expect(counts.extends).toBeGreaterThan(0);
       expect(counts.handedBack + counts.failedThenRequeued).toBeGreaterThan(0);
       expect(counts.recovered).toBeGreaterThan(0);
