@@ -36,8 +36,9 @@
 --   {'NOT_FOUND'}                        no record of this workspace in the layouts the stage reads
 --   {'STATUS_CONFLICT', actualStatus, expected, rule}
 --        nothing written; rule 'expected_status': expectedStatus did not match; rule 'queued_only':
---        the status is 'queued' and the job is not (a status change puts no entry on the queue, so
---        the job would be stranded: requeue_job does)
+--        the status is 'queued' and the job is not, in some layout the update writes (a status
+--        change puts no entry on the queue, so the job would be stranded: requeue_job does);
+--        actualStatus is then that layout's status
 --   {'CLAIM_CONFLICT', claimant}         the guard's worker does not hold the claim ('' = nobody
 --                                        does): nothing written
 --   {'WRONGTYPE', key, expected, actual} a key holds another type: nothing written
@@ -57,6 +58,18 @@
 -- @include retention.v1.lua
 
 local ENTRY_SEARCH_DEPTH = 1000
+
+-- The status of a copy of the job this update writes that is not 'queued' (the read origin's
+-- first), or nil when every copy is queued: copies another stage left behind can disagree.
+local function notQueuedCopy(job)
+  local copies = {job.source}
+  if job.legacyWritten and job.legacy == 'ours' then copies[#copies + 1] = job.legacyKey end
+  if job.newWritten and job.new then copies[#copies + 1] = job.newKey end
+  for _, key in ipairs(copies) do
+    local copyStatus = redis.call('HGET', key, 'status') or ''
+    if copyStatus ~= 'queued' then return copyStatus end
+  end
+end
 
 local function run()
   local legacyKey, newKey, indexKey, processingKey, claimsKey, expiriesKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
@@ -84,9 +97,12 @@ local function run()
   if expectedStatus ~= '' and previousStatus ~= expectedStatus then
     return {'STATUS_CONFLICT', previousStatus, expectedStatus, 'expected_status'}
   end
-  -- 'queued' without a queue entry would strand the job: no worker would ever take it.
-  if status == 'queued' and previousStatus ~= 'queued' then
-    return {'STATUS_CONFLICT', previousStatus, 'queued', 'queued_only'}
+  -- 'queued' without a queue entry would strand the job: no worker would ever take it. Every copy
+  -- the update writes must be queued already: a copy a stay in off or complete left behind can
+  -- still say 'queued' (and be the read origin) after the job left the queue in the other layout.
+  if status == 'queued' then
+    local notQueued = notQueuedCopy(job)
+    if notQueued then return {'STATUS_CONFLICT', notQueued, 'queued', 'queued_only'} end
   end
 
   -- A job leaving 'queued' here (cancelled while it waits, or started outside the queue's workers)

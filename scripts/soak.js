@@ -6,6 +6,7 @@ const { spawnSync, execFileSync } = require('node:child_process');
 const { existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } = require('node:fs');
 const { tmpdir } = require('node:os');
 const { dirname, join } = require('node:path');
+const { lifecycleSection } = require('./soak-lifecycle-section');
 
 const SCENARIOS = {
   1: 'reply-lost',
@@ -17,12 +18,14 @@ const SCENARIOS = {
   7: 'access-control',
   8: 'tenancy',
   9: 'connection-loss',
+  10: 'lifecycle-soak',
 };
 const USAGE = `npm run soak -- [--scale N] [--seed N] [--scenarios 1,2,...] [--write [file]]
   --scale N         multiply every scenario's operation count by N (default 20; npm test runs 1)
-  --seed N          seed for reply drops, stage changes and fast-check (default 20240601)
+  --seed N          seed for reply drops, stage changes, fast-check and handler times (default 20240601)
   --scenarios LIST  which scenarios to run (default all: ${Object.keys(SCENARIOS).join(',')})
-  --write [file]    write the table to docs/RELIABILITY.md (or file)`;
+  --write [file]    write the document to docs/RELIABILITY.md (or file); it holds every scenario, so
+                    --write to docs/RELIABILITY.md runs them all`;
 
 function parseFlags(argv) {
   const flags = { scale: 20, seed: 20240601, scenarios: Object.keys(SCENARIOS).map(Number), write: undefined };
@@ -39,13 +42,17 @@ function parseFlags(argv) {
       i++;
     } else if (flag === '--scenarios') {
       flags.scenarios = String(value).split(',').map(Number);
-      if (flags.scenarios.some((n) => !SCENARIOS[n])) fail(`--scenarios takes numbers from 1 to 9`);
+      if (flags.scenarios.some((n) => !SCENARIOS[n])) fail(`--scenarios takes numbers from 1 to ${Object.keys(SCENARIOS).length}`);
       i++;
     } else if (flag === '--write') {
       flags.write = value && !value.startsWith('--') ? (i++, value) : join('docs', 'RELIABILITY.md');
     } else {
       fail(`unknown flag ${flag}`);
     }
+  }
+  // The document is one run's: writing it from some scenarios would drop the other rows.
+  if (flags.write === join('docs', 'RELIABILITY.md') && flags.scenarios.length !== Object.keys(SCENARIOS).length) {
+    fail('--write to docs/RELIABILITY.md needs every scenario (drop --scenarios, or --write another file)');
   }
   return flags;
 }
@@ -104,6 +111,9 @@ function aggregate(rows, flags) {
       halfWritten: sum('halfWritten'),
       callerErrors: sum('callerErrors'),
       kinds,
+      // A scenario that records its own figures and memory records one row: they are its row's.
+      figures: own[0]?.figures,
+      memory: own[0]?.memory,
       command: `npm run soak -- --scenarios ${scenario} --scale ${flags.scale} --seed ${flags.seed}`,
     };
   });
@@ -150,7 +160,8 @@ Produced by \`npm run soak -- --scale ${flags.scale} --seed ${flags.seed} --writ
 (${run.seconds} s; Redis ${env.redis}, Node ${env.node}, ioredis ${env.ioredis}; ${run.tests.passed} tests passed, ${run.tests.failed} failed).
 Every figure below comes from that run: rerun the command in a row to reproduce it. The same
 scenarios run at scale 1 in \`npm test\` (test/faults/); rows 7 and 8 are a fixed matrix (every
-operation, every stage) that the scale does not change.${failed}
+operation, every stage) that the scale does not change. Row 10 has a section of its own below, with
+what its workers did and memory over time.${failed}
 
 ${table(aggregated)}
 
@@ -175,8 +186,13 @@ ${table(aggregated)}
   is unreachable). A \`STATUS_CONFLICT\` in rows 1 and 2 is a caller's own earlier attempt that won
   (its reply was lost and the update was sent again: see the README, "Retries"). Client errors
   (\`client: ...\`) mean the call may or may not have run; the scenario retried each with the same
-  request, and the lost and duplicated columns show what that did.
-`;
+  request, and the lost and duplicated columns show what that did. In row 10 the \`CLAIM_CONFLICT\`s
+  are the workers that stalled past their deadline and were refused once the job was recovered.
+  Its duplicated column counts jobs made twice while their idempotency key lived and claims that
+  overlapped (two workers holding one job); its half-written column, records that disagree with
+  each other or with what their workers were told, invariants broken and divergences verify found
+  after the final sweep.
+${aggregated.filter((row) => row.memory).map((row) => `\n${lifecycleSection(row)}`).join('')}`;
 }
 
 const flags = parseFlags(process.argv.slice(2));

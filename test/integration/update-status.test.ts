@@ -404,6 +404,28 @@ describe('updateStatus', () => {
       expect(await redisState(ctx.redis)).toEqual(before);
     });
 
+    // A stay in off (or complete) leaves the layout it did not write behind: there the job still
+    // says 'queued' while the written one says it left the queue (and its entry went with it). The
+    // read origin may be the copy left behind; writing 'queued' into both would strand the job.
+    it.each(BOTH_WRITE.flatMap((stage) => (['legacy', 'new'] as const).map((behind) => [stage, behind] as const)))(
+      'in %s a job still queued in the %s layout but running in the other is refused, nothing written: it left the queue',
+      async (stage, behind) => {
+        const { queue, registry } = await makeQueue(ctx.redis, stage);
+        await putJob(LEGACY, record({ status: behind === 'legacy' ? 'queued' : 'running', updatedAt: behind === 'legacy' ? UPDATED : UPDATED + 1 }));
+        await putJob(NEW, record({ status: behind === 'new' ? 'queued' : 'running', updatedAt: behind === 'new' ? UPDATED : UPDATED + 1 }));
+        await ctx.redis.rpush(QUEUE, 'j0');
+        await ctx.redis.zadd(INDEX, CREATED - 1_000, 'j0', CREATED, 'j1');
+        const before = await redisState(ctx.redis);
+
+        const error = await queue.updateStatus({ workspaceId: 'acme', jobId: 'j1', status: 'queued' }).catch((e) => e);
+
+        expect(error).toBeInstanceOf(StatusConflictError);
+        expect(error).toMatchObject({ code: 'STATUS_CONFLICT', jobId: 'j1', expected: 'queued', actual: 'running' });
+        expect(await redisState(ctx.redis)).toEqual(before);
+        expect(await counts(registry)).toEqual({ ...NO_COUNTS, status_conflict: 1 });
+      },
+    );
+
     it('a queued job may still be set to queued (it keeps its entry)', async () => {
       const { queue } = await makeQueue(ctx.redis, 'dualwrite');
       await putJob(LEGACY, record());

@@ -22,6 +22,10 @@ export class QueueModel {
   readonly new = new Map<string, { status: JobStatus }>();
   /** Whether a job's two records hold the same fields: true after a write that reached both. */
   readonly inSync = new Map<string, boolean>();
+  /** Jobs whose legacy record is older than their new one: updated in complete, where it is frozen. */
+  readonly legacyBehind = new Set<string>();
+  /** Jobs whose new record is older than their legacy one: updated in off, which does not write it. */
+  readonly newBehind = new Set<string>();
   readonly idempotency = new Map<string, { fingerprint: string; jobId: string }>();
   readonly queue: string[] = [];
   readonly index = new Map<string, Set<string>>();
@@ -80,7 +84,10 @@ export class QueueModel {
     if (!source) return refused('NOT_FOUND');
     const previousStatus = source.status;
     if (expectedStatus && previousStatus !== expectedStatus) return refused('STATUS_CONFLICT');
-    if (status === 'queued' && previousStatus !== 'queued') return refused('STATUS_CONFLICT');
+    // 'queued' puts no entry on the queue: every copy the update writes must be queued already (a
+    // copy a stay in off or complete left behind may say so after the job left the queue).
+    const written = [source, legacyState === 'ours' ? legacy : undefined, newRecord];
+    if (status === 'queued' && written.some((copy) => copy && copy.status !== 'queued')) return refused('STATUS_CONFLICT');
 
     // Leaving 'queued', the job leaves the queue: its named entry, else its bare one while job:<id> is its own.
     if (previousStatus === 'queued' && status !== 'queued') {
@@ -94,6 +101,10 @@ export class QueueModel {
     if (plan.writeNew) this.new.set(id, { status });
     // A write to one layout of a job that has both leaves them apart; a write to both joins them.
     this.inSync.set(id, legacyWritten && plan.writeNew);
+    if (!legacyWritten && this.legacy.get(jobId)?.workspaceId === workspaceId) this.legacyBehind.add(id);
+    if (legacyWritten) this.legacyBehind.delete(id);
+    if (!plan.writeNew && this.new.has(id)) this.newBehind.add(id);
+    if (plan.writeNew) this.newBehind.delete(id);
     return predicted({ jobId, previousStatus, status, repaired, expiresAt: null });
   }
 

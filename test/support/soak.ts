@@ -1,4 +1,5 @@
 import { appendFileSync } from 'node:fs';
+import type { MemoryReport } from './memory';
 
 /**
  * The fault scenarios run small in `npm test` and large in `npm run soak`, which sets these
@@ -31,6 +32,10 @@ export interface SoakRow {
   callerErrors: number;
   /** What the caller errors were, when there were any. */
   callerErrorKinds?: Record<string, number>;
+  /** A scenario's own counts (claims, crashes, requeues, ...), listed in its section of the document. */
+  figures?: Record<string, number>;
+  /** Memory sampled over the run, for a scenario that runs long enough to show it. */
+  memory?: MemoryReport;
 }
 
 export function recordRow(row: SoakRow): void {
