@@ -1,18 +1,21 @@
 import { Counter, Gauge, Histogram, Registry, register as globalRegistry } from 'prom-client';
 import { ValidationError } from './errors';
 
-export type Operation =
-  | 'enqueue'
-  | 'enqueue_many'
-  | 'update_status'
-  | 'get_job'
-  | 'list_jobs'
-  | 'claim'
-  | 'recover_stalled'
-  | 'extend_claim'
-  | 'requeue'
-  | 'delete_job'
-  | 'maintain';
+/** Every value of the `operation` label (README "Metrics" lists them; a test keeps it so). */
+export const OPERATIONS = [
+  'enqueue',
+  'enqueue_many',
+  'update_status',
+  'get_job',
+  'list_jobs',
+  'claim',
+  'recover_stalled',
+  'extend_claim',
+  'requeue',
+  'delete_job',
+  'maintain',
+] as const;
+export type Operation = (typeof OPERATIONS)[number];
 
 /** Label values come from small fixed sets only: never a workspace or job id. */
 export interface Metrics {

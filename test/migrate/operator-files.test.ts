@@ -6,7 +6,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { Registry } from 'prom-client';
-import { metricsFor, migrationMetricsFor } from '../../src/telemetry';
+import { metricsFor, migrationMetricsFor, OPERATIONS } from '../../src/telemetry';
 
 const ROOT = join(__dirname, '..', '..');
 
@@ -147,5 +147,19 @@ describe('deploy/prometheus-rules.yml', () => {
       'groups by kind, which none of its metrics has',
     ]);
     expect(problemsIn('rate(dualwrite_repairs_total{layout="new"}[5m])', exported)).toEqual(['dualwrite_repairs_total has no label layout']);
+  });
+});
+
+describe('README.md "Metrics"', () => {
+  const readme = readFileSync(join(ROOT, 'README.md'), 'utf8');
+  const row = (metric: string) => readme.split('\n').find((line) => line.startsWith(`| \`${metric}\` |`)) ?? '';
+
+  it('names every metric the package exports, each in its own row', () => {
+    expect([...exportedMetrics().keys()].filter((name) => row(name) === '')).toEqual([]);
+  });
+
+  it('lists every value of the operation label, and no other', () => {
+    const listed = /`operation` \(([^)]*)\)/.exec(row('dualwrite_operations_total'))?.[1] ?? '';
+    expect(listed.split(', ').map((value) => value.replace(/`/g, ''))).toEqual([...OPERATIONS]);
   });
 });
