@@ -19,7 +19,7 @@
 -- ARGV[2i+2] workspaceId of job i, as the caller read it from the legacy record
 -- ARGV[2i+3] jobId of job i
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', results}                     one result per job, in KEYS order (below)
 --   {'NO_PERMISSION', command, key}     the ACL user may not run a write: nothing written
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'} managed mode: the run started under another epoch; nothing written
@@ -179,6 +179,4 @@ local function run()
   return {'OK', results}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

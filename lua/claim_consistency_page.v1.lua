@@ -16,7 +16,7 @@
 -- ARGV[4] where the page starts: a rank ('queue', 'processing') or an HSCAN cursor ('claims')
 -- ARGV[5] page size, 1 to 1000
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', next, {entry, fact, entry, fact, ...}}
 --     next: where the following page starts ('' when this one was the last)
@@ -75,6 +75,4 @@ local function run()
   return {'OK', next, flat}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

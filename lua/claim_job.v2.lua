@@ -23,7 +23,7 @@
 -- ARGV[5] jobId   ARGV[6] workerId       ARGV[7] how deep in the queue the entry may sit
 -- ARGV[8] visibility timeout (ms)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'CLAIMED', repaired, fields, legacyForeign}
 --        fields: flat HGETALL of the record of the plan's read origin (the new one when the legacy
 --        key is another workspace's), now running, its attempts one more (the same count in every
@@ -104,6 +104,4 @@ local function run()
   return {'CLAIMED', job.repaired, redis.call('HGETALL', returned), job.legacy == 'foreign' and '1' or '0'}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -14,7 +14,7 @@
 -- ARGV[2]   the plan in static mode (src/stages.ts planCode)
 -- ARGV[i+2] workspaceId of job i, as the caller read it from the legacy record
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', results}                   one outcome per job, in KEYS order:
 --     'deleted'   the legacy record is gone now
 --     'no_new'    the new record does not exist (or is not a hash): kept
@@ -62,6 +62,4 @@ local function run()
   return {'OK', results}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -17,7 +17,7 @@
 -- ARGV[2i+2] workspaceId of job i
 -- ARGV[2i+3] jobId of job i
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', results}   one result per job, in KEYS order:
 --                     {legacy, new, indexed, differingFields, legacyExpiresAt, newExpiresAt, expired}
@@ -94,6 +94,4 @@ local function run()
   return {'OK', results}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -20,7 +20,7 @@
 --            names its workspace: found through its new record)
 -- ARGV[4i+2] the workspace the legacy record named when the entry was seen ('' for none)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', confirmed}   one '1' (still an orphan) or '0' per entry, in KEYS order
 
@@ -66,6 +66,4 @@ local function run()
   return {'OK', confirmed}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

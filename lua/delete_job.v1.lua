@@ -22,7 +22,7 @@
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] force '1'|'0'
 -- ARGV[6] the idempotency key the caller read from the job ('' = none)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'DELETED', legacyDeleted, newDeleted}   '1' or '0' each
 --   {'NOT_FOUND'}                        no record of this workspace in either layout
 --   {'CHANGED'}                          the job's idempotency key is not the one the caller read: nothing written
@@ -88,6 +88,4 @@ local function run()
   return {'DELETED', legacyOurs and '1' or '0', newExists and '1' or '0'}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -19,7 +19,7 @@
 -- ARGV[8] idempotency TTL in seconds
 -- ARGV[9] the idempotency key as the caller gave it, kept on the job (delete_job removes the key with it)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'CREATED', jobId, createdAtMs}
 --   {'REPLAY', originalJobId}               same idempotency key, same request: nothing written, TTL kept
 --   {'IDEMPOTENCY_CONFLICT', originalJobId} same idempotency key, different request: nothing written
@@ -40,23 +40,23 @@
 local function run()
   local idempotencyKey, legacyKey, newKey, queueKey, indexKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
   local jobId, workspaceId, jobType, payload = ARGV[3], ARGV[4], ARGV[5], ARGV[6]
-  local fingerprint, idempotencyTtl = ARGV[7], ARGV[8]
+  local fingerprint, idempotencyTtl, givenKey = ARGV[7], ARGV[8], ARGV[9]
+  local remembering = fingerprint ~= ''
 
+  -- A reply saying `key` holds another type than `expected`, or nil when it holds that type or nothing.
   local function wrongType(key, expected, actual)
+    actual = actual or redis.call('TYPE', key)['ok']
     if actual ~= 'none' and actual ~= expected then return {'WRONGTYPE', key, expected, actual} end
   end
-  local function typeOf(key)
-    return redis.call('TYPE', key)['ok']
-  end
 
-  local problem = wrongType(indexKey, 'zset', typeOf(indexKey))
+  local problem = wrongType(indexKey, 'zset')
   if problem then return problem end
 
-  if fingerprint ~= '' then
+  if remembering then
     -- GET answers both questions, the key's type and what it remembers; pcall keeps a wrong type
     -- from ending the script with Redis' own error.
     local remembered = redis.pcall('GET', idempotencyKey)
-    if type(remembered) == 'table' then return wrongType(idempotencyKey, 'string', typeOf(idempotencyKey)) end
+    if type(remembered) == 'table' then return wrongType(idempotencyKey, 'string') end
     if remembered then
       local rememberedFingerprint, originalJobId = string.match(remembered, '^(%x+):(.+)$')
       if rememberedFingerprint == fingerprint then return {'REPLAY', originalJobId} end
@@ -64,25 +64,28 @@ local function run()
     end
   end
 
-  -- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
-  local function taken(key, layout)
-    local actual = typeOf(key)
-    if actual == 'hash' then return {'DUPLICATE', layout} end
-    return wrongType(key, 'hash', actual)
+  -- One EXISTS tells whether the jobId is free in every layout it must be free in; only a taken one
+  -- costs a TYPE per key, which tells a duplicate ('hash') from a key of another type.
+  local taken = writeNew and redis.call('EXISTS', legacyKey, newKey) or redis.call('EXISTS', legacyKey)
+  if taken > 0 then
+    for _, candidate in ipairs(writeNew and {{legacyKey, 'legacy'}, {newKey, 'new'}} or {{legacyKey, 'legacy'}}) do
+      local actual = redis.call('TYPE', candidate[1])['ok']
+      if actual == 'hash' then return {'DUPLICATE', candidate[2]} end
+      problem = wrongType(candidate[1], 'hash', actual)
+      if problem then return problem end
+    end
   end
-  problem = taken(legacyKey, 'legacy') or (writeNew and taken(newKey, 'new'))
-  if problem then return problem end
 
   -- Redis checks ACLs at each command, so a user allowed these reads but not a later write would
   -- leave the writes before it behind: ask about every write first.
   local function refused(command, key, ...)
     if not redis.acl_check_cmd(command, key, ...) then return {'NO_PERMISSION', command, key} end
   end
-  local denied = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
+  problem = (writeLegacy and refused('HSET', legacyKey, 'f', 'v'))
     or (writeNew and refused('HSET', newKey, 'f', 'v'))
     or refused('ZADD', indexKey, '0', jobId)
-    or (fingerprint ~= '' and refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl))
-  if denied then return denied end
+    or (remembering and refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl))
+  if problem then return problem end
 
   local time = redis.call('TIME')
   local nowMs = time[1] .. string.format('%03d', math.floor(tonumber(time[2]) / 1000))
@@ -92,29 +95,29 @@ local function run()
   local queueEntry = writeLegacy and jobId or (workspaceId .. ':' .. jobId)
   local pushed = redis.pcall('RPUSH', queueKey, queueEntry)
   if type(pushed) == 'table' and pushed['err'] then
-    if string.find(pushed['err'], '^WRONGTYPE') then return {'WRONGTYPE', queueKey, 'list', typeOf(queueKey)} end
+    if string.find(pushed['err'], '^WRONGTYPE') then return wrongType(queueKey, 'list') end
     if not redis.acl_check_cmd('RPUSH', queueKey, queueEntry) then return {'NO_PERMISSION', 'RPUSH', queueKey} end
     return redis.error_reply(pushed['err'])
   end
 
-  local fields = {
-    'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
-    'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
-  }
-  if fingerprint ~= '' then
-    fields[#fields + 1] = 'idempotency_key'
-    fields[#fields + 1] = ARGV[9]
+  -- The fields go to HSET as arguments, not through a table and unpack: this is the hot path.
+  local function writeJob(key)
+    if remembering then
+      redis.call('HSET', key, 'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
+        'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs, 'idempotency_key', givenKey)
+    else
+      redis.call('HSET', key, 'id', jobId, 'workspace_id', workspaceId, 'type', jobType, 'payload', payload,
+        'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs)
+    end
   end
-  if writeLegacy then redis.call('HSET', legacyKey, unpack(fields)) end
-  if writeNew then redis.call('HSET', newKey, unpack(fields)) end
+  if writeLegacy then writeJob(legacyKey) end
+  if writeNew then writeJob(newKey) end
   redis.call('ZADD', indexKey, nowMs, jobId)
-  if fingerprint ~= '' then
+  if remembering then
     redis.call('SET', idempotencyKey, fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)
   end
 
   return {'CREATED', jobId, nowMs}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

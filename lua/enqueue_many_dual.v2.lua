@@ -18,7 +18,7 @@
 -- then 6 per job i, from ARGV[6i-2]: jobId, workspaceId, type, payload (JSON), fingerprint ('' =
 -- no idempotency key), the idempotency key as the caller gave it (kept on the job)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', {jobId, created, jobId, created, ...}}   created: 1, or 0 for a replay (original jobId)
 --   {'AT', i, <a refusal of enqueue_dual>}          job i (1-based) was refused: nothing written.
 --        Refusals: {'IDEMPOTENCY_CONFLICT', originalJobId}, {'DUPLICATE', layout},
@@ -160,6 +160,4 @@ local function run()
   return {'OK', replies}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -12,7 +12,7 @@
 -- ARGV[2] the plan in static mode (unused here)
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] workerId   ARGV[6] visibility timeout (ms) from now
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'EXTENDED', deadlineMs}
 --   {'CLAIM_CONFLICT', claimant}         another worker holds the claim, or nobody ('') does: nothing written
 --   {'WRONGTYPE', key, expected, actual} nothing written
@@ -45,6 +45,4 @@ local function run()
   return {'EXTENDED', tostring(deadline)}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

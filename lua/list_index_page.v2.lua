@@ -17,7 +17,7 @@
 -- ARGV[5] cursor jobId: the last job of the previous page
 -- ARGV[6] workspaceId (names the job in the expiries set)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', {jobId, score, expired, ...}}  at most count entries; expired '1' when retention's time
 --                                          for the job has come (server time), else '0'
 --   {'WRONGTYPE', key, 'zset', actual}
@@ -87,6 +87,4 @@ local function run()
   return {'OK', entries}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -14,7 +14,7 @@
 --         legacy one; compare: read the other layout too and report how it differs
 -- ARGV[3] workspaceId
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', jobs}                          jobs: one entry per job, in KEYS order (below)
 --   {'WRONGTYPE', key, 'hash', actual}    a key the call reads holds another type
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}   managed mode
@@ -101,6 +101,4 @@ local function run()
   return {'OK', replies}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -22,7 +22,7 @@
 -- ARGV[3i+1] workspaceId of job i ('' when no record names a valid one)
 -- ARGV[3i+2] 'unsupported' when the entry or its record cannot be placed, else ''
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'RECOVERED', recovered, orphaned, skipped, unsupported}
 --        skipped: entries no longer stalled (finished or claimed again since the caller looked)
 --   {'WRONGTYPE', key, expected, actual}   nothing written
@@ -108,6 +108,4 @@ local function run()
   return {'RECOVERED', recovered, orphaned, skipped, unsupported}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -21,7 +21,7 @@
 -- ARGV[2] the plan in static mode (src/stages.ts planCode)
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] workerId ('' = none; required for a running job)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'REQUEUED', previousStatus, repaired, updatedAtMs, legacyForeign}
 --   {'NOT_FOUND'}                        no record of this workspace in the layouts the stage reads
 --   {'STATUS_CONFLICT', actualStatus}    the job is succeeded or already queued: nothing written
@@ -91,6 +91,4 @@ local function run()
   return {'REQUEUED', previousStatus, job.repaired, updatedAt, job.legacy == 'foreign' and '1' or '0'}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

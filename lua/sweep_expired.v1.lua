@@ -17,7 +17,7 @@
 -- ARGV[2] the plan in static mode (unused: a job is gone when no layout holds it)
 -- ARGV[2i+1] workspaceId of job i   ARGV[2i+2] jobId of job i
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'SWEPT', removed, rescheduled, kept}
 --     removed: due, and no layout holds the job: its entries are gone now
 --     rescheduled: due, but a record still expires later: the set now holds that time
@@ -87,6 +87,4 @@ local function run()
   return {'SWEPT', removed, rescheduled, kept}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())
