@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- compare_layouts v2: for a bounded batch of jobs, say where each lives (legacy, new, index), which
+-- compare_layouts v3: for a bounded batch of jobs, say where each lives (legacy, new, index), which
 -- fields its two records disagree on and when each expires, each job in one consistent snapshot, so
 -- a dual write or update landing mid-check is never mistaken for a divergence. Reads only.
 --
@@ -33,7 +33,7 @@
 -- A legacy key is global (job:<jobId>): one whose workspace_id is another workspace's is not this
 -- job's legacy record.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local jobCount = (#KEYS - 2) / 3

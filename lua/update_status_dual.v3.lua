@@ -1,5 +1,5 @@
 #!lua
--- update_status_dual v2: set a job's status (and a worker's error or result) in every layout the
+-- update_status_dual v3: set a job's status (and a worker's error or result) in every layout the
 -- stage writes, or in none. A terminal status (succeeded, failed, cancelled) also ends the job's
 -- claim and applies the retention of that status, in the same step.
 --
@@ -52,7 +52,7 @@
 -- (sweep_expired) finds it; a status without retention takes that expiry away again.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 -- @include retention.v1.lua

@@ -1,5 +1,5 @@
 #!lua
--- claim_job v2: hand one queued job to a worker. Takes its entry off the queue, records the claim
+-- claim_job v3: hand one queued job to a worker. Takes its entry off the queue, records the claim
 -- (who, when, until when) and sets status 'running' in every layout the stage writes, in one step:
 -- a worker that dies after this call is found by recover_stalled; before it, nothing happened.
 --
@@ -40,7 +40,7 @@
 -- A repair copies the record's absolute expiry too, so both copies expire at the same millisecond.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 

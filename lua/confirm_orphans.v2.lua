@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- confirm_orphans v1: re-check, in one atomic snapshot, queue or processing entries that looked as
+-- confirm_orphans v2: re-check, in one atomic snapshot, queue or processing entries that looked as
 -- if they lead to no job. An entry is confirmed only when it is still where it was seen and its job
 -- is still not to be found, so an entry a worker took, or a job whose writer made the entry first,
 -- is never reported. Reads only.
@@ -24,7 +24,7 @@
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', confirmed}   one '1' (still an orphan) or '0' per entry, in KEYS order
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local entries = (#KEYS - 1) / 3

@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- list_index_page v2: one page of a workspace index, newest first, strictly after a cursor.
+-- list_index_page v3: one page of a workspace index, newest first, strictly after a cursor.
 -- The index orders jobs by (created_at, jobId); reading newest first reverses both. The page does
 -- not depend on the stage, but it runs under one: listJobs reads its records under the same epoch.
 -- Each entry says whether retention removed its job: the sweep (sweep_expired) has not taken its
@@ -27,7 +27,7 @@
 -- When it is gone, the page starts after every entry ranked above (score, jobId); counting entries
 -- that share the cursor's millisecond is capped at 1000 so the call stays bounded.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local indexKey, count = KEYS[2], tonumber(ARGV[3])

@@ -1,5 +1,5 @@
 #!lua
--- backfill_batch v2: copy a bounded batch of legacy jobs into the new layout. A record that already
+-- backfill_batch v3: copy a bounded batch of legacy jobs into the new layout. A record that already
 -- exists in the new layout is never overwritten, except in resync mode, where the record updated
 -- later wins: a legacy twin updated later (after a stay in off) replaces the new record, and a new
 -- record updated later (after a stay in complete) is written over the legacy one, when the plan
@@ -43,7 +43,7 @@
 -- Every job's outcome is decided before the first write: Redis keeps the writes a failing script
 -- already made. The shebang (no no-writes flag) makes an over-maxmemory server refuse the call.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local jobCount = (#KEYS - 1) / 3

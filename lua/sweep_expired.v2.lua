@@ -1,5 +1,5 @@
 #!lua
--- sweep_expired v1: after retention's expiry removed a finished job's records (Redis gives no
+-- sweep_expired v2: after retention's expiry removed a finished job's records (Redis gives no
 -- reliable expiry event, so the expiries set says which and when), remove what still names it: its
 -- workspace index entry and any processing or claim entry, and its entry in the expiries set. A
 -- bounded batch; safe from several processes at once (a job already swept is passed over).
@@ -29,7 +29,7 @@
 --
 -- Every check runs before the first write.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 
 local function run()

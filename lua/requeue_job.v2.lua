@@ -1,5 +1,5 @@
 #!lua
--- requeue_job v1: put a job back on the queue as 'queued': a failed or cancelled job, or a running
+-- requeue_job v2: put a job back on the queue as 'queued': a failed or cancelled job, or a running
 -- one whose claim the given worker holds (which the same step ends). Its entry goes on the queue in
 -- the stage's form (or, for a job marked entry_unfound, its old entry if it still waits: see the job
 -- include), and any retention expiry is taken away, so it cannot expire while it waits.
@@ -33,7 +33,7 @@
 --
 -- Repairs as update_status_dual. Every check runs before the first write.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 -- @include retention.v1.lua

@@ -1,5 +1,5 @@
 #!lua
--- extend_claim v1: a worker still running a job pushes its claim's deadline out, so a job that runs
+-- extend_claim v2: a worker still running a job pushes its claim's deadline out, so a job that runs
 -- longer than its visibility timeout is not recovered and run twice. Only the worker holding the
 -- claim may, past its deadline too, as long as recover_stalled has not taken the job back.
 --
@@ -19,7 +19,7 @@
 --   {'NO_PERMISSION', command, key}      nothing written
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}  managed mode: nothing written
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 

@@ -1,5 +1,5 @@
 #!lua
--- cleanup_legacy_batch v2: delete a bounded batch of legacy job records whose new twin exists.
+-- cleanup_legacy_batch v3: delete a bounded batch of legacy job records whose new twin exists.
 -- Runs only under a plan that neither reads nor writes the legacy layout (stage complete), checked
 -- in this same step: a transition back that lands mid-run stops the deletes at once. A key is
 -- deleted only when it is still a legacy job hash of the workspace the caller named and the new
@@ -27,7 +27,7 @@
 -- Every job's outcome is decided before the first delete. The shebang (no no-writes flag) makes an
 -- over-maxmemory server refuse the call before it starts.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local jobCount = (#KEYS - 1) / 2

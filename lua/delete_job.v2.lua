@@ -1,5 +1,5 @@
 #!lua
--- delete_job v1: remove one job whole: its record from every layout it is in (a legacy record only
+-- delete_job v2: remove one job whole: its record from every layout it is in (a legacy record only
 -- when its workspace_id names this workspace), its index entry, any queue, processing, claim and
 -- expiry entry, and its idempotency key, so that a replay cannot answer with a deleted job. Refused
 -- while a worker holds the job, unless forced.
@@ -34,7 +34,7 @@
 -- A waiting job's entry is found with LREM, which walks the queue: O(queue length), once.
 -- Every check runs before the first write.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 

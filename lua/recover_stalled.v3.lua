@@ -1,5 +1,5 @@
 #!lua
--- recover_stalled v2: put jobs whose claim outlived its visibility timeout back on the queue, with
+-- recover_stalled v3: put jobs whose claim outlived its visibility timeout back on the queue, with
 -- status 'queued' in the layouts the stage writes. A job moves from the processing set to the queue
 -- in one step, so it is never in both and never in neither. An entry that leads to no job moves to a
 -- list of its own instead, so one bad entry never blocks the stalled jobs beside it.
@@ -31,7 +31,7 @@
 --
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local queueKey, processingKey, claimsKey = KEYS[2], KEYS[3], KEYS[4]

@@ -1,4 +1,4 @@
--- stage v1 (an include, not a script): the stage this call runs under, read in the same atomic
+-- stage v2 (an include, not a script): the stage this call runs under, read in the same atomic
 -- step as everything the script does. Static mode passes the plan in ARGV[2]; managed mode reads
 -- it, with the epoch and the stage's name, from the stage record in KEYS[1]. The plan is five
 -- characters (src/stages.ts planCode): writeLegacy, writeNew, readFrom ('L'|'N'), fallback, compare;

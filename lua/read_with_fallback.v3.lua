@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- read_with_fallback v2: read jobs of one workspace from the stage's read origin, fall back to the
+-- read_with_fallback v3: read jobs of one workspace from the stage's read origin, fall back to the
 -- legacy layout, and compare the two layouts, in one consistent snapshot. Reads only: it may run on
 -- replicas and while the server is over maxmemory.
 --
@@ -27,7 +27,7 @@
 -- A legacy key is global (job:<jobId>): a legacy record whose workspace_id is another workspace's
 -- is treated as absent, so no workspace ever reads another's job through the legacy layout.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   if #KEYS < 3 or #KEYS > 2001 or #KEYS % 2 ~= 1 then

@@ -1,5 +1,5 @@
 #!lua
--- enqueue_dual v2: create one job in the layouts the stage writes, push it on the queue, index it,
+-- enqueue_dual v3: create one job in the layouts the stage writes, push it on the queue, index it,
 -- and remember the idempotency key, all in one atomic step.
 --
 -- @keys 6
@@ -35,7 +35,7 @@
 -- The queue push is the first write and checks itself (see below). The shebang (no no-writes flag)
 -- makes an over-maxmemory server refuse the call before it starts.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local idempotencyKey, legacyKey, newKey, queueKey, indexKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]

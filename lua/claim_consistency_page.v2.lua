@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- claim_consistency_page v1: one bounded page of a queue's waiting list, processing set or claims
+-- claim_consistency_page v2: one bounded page of a queue's waiting list, processing set or claims
 -- hash, each entry with what the other structures say about it, read in one atomic snapshot. A
 -- worker claiming or finishing between two separate reads would otherwise look like a divergence.
 -- Reads only.
@@ -25,7 +25,7 @@
 --                      'claims'     '1' when the entry is in the processing set
 --   {'WRONGTYPE', key, expected, actual}   a key the page reads holds another type
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local queueKey, processingKey, claimsKey = KEYS[2], KEYS[3], KEYS[4]

@@ -1,5 +1,5 @@
 #!lua
--- enqueue_many_dual v2: enqueue_dual for a batch, all or nothing: one refused job and nothing of
+-- enqueue_many_dual v3: enqueue_dual for a batch, all or nothing: one refused job and nothing of
 -- the batch is written. Replays return the original job like enqueue_dual, also when the same
 -- idempotency key appears twice in the batch.
 --
@@ -28,7 +28,7 @@
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 -- The queue push is the first write and checks itself.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local queueKey, idempotencyTtl = KEYS[2], ARGV[3]
