@@ -183,6 +183,24 @@ describe('ready()', () => {
       expect(error.code).toBe('NO_PERMISSION');
       expect(await redisState(ctx.redis)).toEqual({});
     });
+
+    // enqueue writes first and undoes on a refusal (see its header): each write refused in turn,
+    // beside jobs already there, leaves every key as it was, the queue's other entries included.
+    it.each(['rpush', 'hset', 'set', 'zadd', 'del', 'lrem'])('refused %s: enqueue fails with PermissionError naming it, and Redis is as it was', async (command) => {
+      const { queue: admin } = await makeQueue(ctx.redis, 'dualwrite');
+      await admin.ready();
+      await admin.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'first' });
+      await ctx.redis.rpush('queue:default', 'first'); // the same entry twice: the undo takes the tail's only
+      await ctx.redis.call('ACL', 'SETUSER', 'service', `-${command}`);
+      const before = await redisState(ctx.redis);
+      const queue = new DualWriteQueue({ heartbeat: false, redis: restricted, stage: 'dualwrite', metrics: false });
+
+      const error = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 2, jobId: 'second', idempotencyKey: 'k' }).catch((e) => e);
+
+      expect(error).toBeInstanceOf(PermissionError);
+      expect(error).toMatchObject({ code: 'NO_PERMISSION', command: command.toUpperCase() });
+      expect(await redisState(ctx.redis)).toEqual(before);
+    });
   });
 });
 
