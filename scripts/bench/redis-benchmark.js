@@ -10,7 +10,7 @@ async function redisBenchmark(url, jobs) {
     console.log('redis-benchmark is not on PATH: the server-limit row is left out');
     return undefined;
   }
-  const script = loadScripts().get('enqueue_dual.v2');
+  const script = loadScripts().get('enqueue_dual.v3');
   const args = [
     '-h', url.hostname, '-p', url.port, '-n', String(jobs), '-c', '64', '-P', '16', '-r', '1000000000', '--csv',
     'EVALSHA', script.sha1, '5',
