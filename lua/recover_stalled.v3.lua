@@ -72,6 +72,11 @@ local function run()
     if decision.stalled and known then
       decision.legacy = writeLegacy and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId and legacyKey
       decision.new = writeNew and redis.call('EXISTS', newKey) == 1 and newKey
+      -- In complete a legacy twin follows the job (see the job include): it is queued again too.
+      if not writeLegacy and decision.new and redis.call('TYPE', legacyKey)['ok'] == 'hash'
+        and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId then
+        decision.legacy = legacyKey
+      end
     end
     decision.aside = ARGV[3 * i + 2] == 'unsupported' and unsupportedKey or orphansKey
     decisions[i] = decision

@@ -2,6 +2,18 @@
 -- record in the layouts the plan writes, repairs the layout that lacks it, and finds its claim.
 -- update_status_dual, claim_job and requeue_job decide the same way, so it is written once.
 
+-- Whether job:<jobId> holds this workspace's job, asked whatever the plan (in complete its twin
+-- still follows the job, and bare entries still lead to it); a key of another type is not.
+local function legacyIsOurs(legacyKey, workspaceId)
+  return redis.call('TYPE', legacyKey)['ok'] == 'hash' and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId
+end
+
+-- A plan that writes the new layout only (complete) no longer writes the legacy layout, but a twin
+-- the job already has there (made before, not yet removed by cleanup) follows the job's changes
+-- while its new record exists: a step back from complete then finds both records level, and needs
+-- no resync.
+local twinFollows = writeNew and not writeLegacy
+
 -- Where the job's record is. A legacy key is global (job:<jobId>): it is this workspace's only when
 -- its workspace_id says so ('ours'), else 'foreign' (never read or written for this job) or
 -- 'absent'. `source` is the record a change starts from (the plan's read origin when both hold it);
@@ -13,6 +25,7 @@ local function locateJob(legacyKey, newKey, workspaceId)
     job.legacy = redis.call('HGET', legacyKey, 'workspace_id') == workspaceId and 'ours' or 'foreign'
   end
   job.new = writeNew and redis.call('EXISTS', newKey) == 1
+  if twinFollows and job.new and legacyIsOurs(legacyKey, workspaceId) then job.legacy = 'ours' end
   local both = writeLegacy and writeNew
   if job.legacy == 'ours' and job.new then
     job.source = (readFrom == 'legacy') and legacyKey or newKey
@@ -24,7 +37,7 @@ local function locateJob(legacyKey, newKey, workspaceId)
     if both and job.legacy == 'absent' then job.repaired, job.copyFrom, job.copyTo = 'legacy', newKey, legacyKey end
   end
   job.legacyKey, job.newKey = legacyKey, newKey
-  job.legacyWritten = writeLegacy and job.legacy ~= 'foreign'
+  job.legacyWritten = (writeLegacy and job.legacy ~= 'foreign') or (twinFollows and job.legacy == 'ours')
   job.newWritten = writeNew
   -- A repair copies the absolute expiry too, so both copies expire at the same millisecond.
   job.expiresAt = job.copyFrom and redis.call('PEXPIRETIME', job.copyFrom) or -1
@@ -99,12 +112,6 @@ local function findClaim(claimsKey, workspaceId, jobId)
     local claimedAt, _, claimWorkspace, worker = string.match(claim or '', '^(%d+):(%d+):([^:]*):(.*)$')
     if claimWorkspace == workspaceId then return {entry = entry, worker = worker, claimedAt = claimedAt} end
   end
-end
-
--- Whether job:<jobId> holds this workspace's job, asked whatever the plan (in complete its frozen
--- twin still expires with the job, and bare entries still lead to it); a key of another type is not.
-local function legacyIsOurs(legacyKey, workspaceId)
-  return redis.call('TYPE', legacyKey)['ok'] == 'hash' and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId
 end
 
 -- An update that takes a job off 'queued' and does not find its entry near the head of a longer

@@ -16,8 +16,8 @@ end
 
 -- What retention does to the job: {keepSeconds, was, copies, member}. keepSeconds nil takes an
 -- expiry away (was: the expiries set holds the job). copies: every copy of the job that exists once
--- the script's repair (if any) is done; in complete the frozen legacy twin too, or verify and cleanup
--- would find a legacy job whose new record is gone; in off (after a rollback) the new layout's stale
+-- the script's repair (if any) is done; in complete the legacy twin too (job.v1 finds it), or verify
+-- and cleanup would find a legacy job whose new record is gone; in off (after a rollback) the new layout's stale
 -- twin too, or it would outlive the job and come back, unfinished, once the stage moves forward.
 local function retentionPlan(job, expiriesKey, workspaceId, jobId, keepSeconds)
   local plan = {keepSeconds = keepSeconds, member = workspaceId .. ':' .. jobId, copies = {}}
@@ -25,9 +25,6 @@ local function retentionPlan(job, expiriesKey, workspaceId, jobId, keepSeconds)
   if not keepSeconds and not plan.was then return plan end
   if job.legacy == 'ours' or job.repaired == 'legacy' then plan.copies[#plan.copies + 1] = job.legacyKey end
   if job.new or job.repaired == 'new' then plan.copies[#plan.copies + 1] = job.newKey end
-  if not writeLegacy and legacyIsOurs(job.legacyKey, workspaceId) then
-    plan.copies[#plan.copies + 1] = job.legacyKey
-  end
   if not writeNew and redis.call('TYPE', job.newKey)['ok'] == 'hash' then
     plan.copies[#plan.copies + 1] = job.newKey
   end

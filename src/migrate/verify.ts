@@ -16,7 +16,7 @@ export const DIVERGENCE_KINDS = [
   'missing_new',
   /** a new job with no legacy record, while the stage still writes the legacy layout */
   'missing_legacy',
-  /** both records exist and differ (not checked in complete, where the legacy layout is frozen) */
+  /** both records exist and differ (not checked in complete, which reads the new layout only) */
   'field_mismatch',
   /** both records exist and expire at different times, or one never does (not checked in complete) */
   'ttl_mismatch',

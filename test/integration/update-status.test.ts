@@ -20,6 +20,8 @@ const ctx = useRedis();
 const ALL_STAGES: Stage[] = ['off', 'dualwrite', 'shadow', 'live', 'rampdown', 'complete'];
 const BOTH_WRITE: Stage[] = ['dualwrite', 'shadow', 'live', 'rampdown'];
 const WRITES_LEGACY: Stage[] = ['off', ...BOTH_WRITE];
+/** Where an update writes the job's legacy record when it has one: complete writes no new legacy record, but a twin follows the job. */
+const UPDATES_LEGACY_TWIN: Stage[] = [...WRITES_LEGACY, 'complete'];
 const WRITES_NEW: Stage[] = [...BOTH_WRITE, 'complete'];
 const AUTHORITY: Record<Stage, 'legacy' | 'new'> = {
   off: 'legacy',
@@ -114,7 +116,7 @@ describe('updateStatus', () => {
       ['shadow', true, true],
       ['live', true, true],
       ['rampdown', true, true],
-      ['complete', false, true],
+      ['complete', true, true], // complete writes the new layout, and the legacy twin follows
     ])(
       'in %s (legacy written=%s, new written=%s) changes status and updated_at there, takes the entry off the queue, and nothing else',
       async (stage, writesLegacy, writesNew) => {
@@ -333,7 +335,7 @@ describe('updateStatus', () => {
 
         expect(result).toEqual({ jobId: 'j1', previousStatus: authoritative(stage), status: 'cancelled', repaired: 'none', expiresAt: null });
         const state = await redisState(ctx.redis);
-        const writesLegacy = WRITES_LEGACY.includes(stage);
+        const writesLegacy = UPDATES_LEGACY_TWIN.includes(stage);
         const writesNew = WRITES_NEW.includes(stage);
         const now = freshUpdatedAt(state, writesLegacy ? LEGACY : NEW, before, after);
         const updated = jobHash(record({ status: 'cancelled', updatedAt: now }));

@@ -126,8 +126,13 @@ describe('requeue puts a finished job back on the queue', () => {
     await queue.requeue({ workspaceId: 'acme', jobId, workerId: 'w1' });
 
     const { 'queue:default:processing': _p, 'queue:default:claims': _c, ...rest } = before;
-    // complete writes the new record only; the frozen legacy twin stays as it was.
-    expect(await redisState(ctx.redis)).toEqual({ ...rest, [newKey('acme', jobId)]: requeued(before[newKey('acme', jobId)]), [QUEUE]: list(`acme:${jobId}`) });
+    // complete writes the new layout; the legacy twin the job has from rampdown follows it.
+    expect(await redisState(ctx.redis)).toEqual({
+      ...rest,
+      [legacyKey(jobId)]: requeued(before[legacyKey(jobId)]),
+      [newKey('acme', jobId)]: requeued(before[newKey('acme', jobId)]),
+      [QUEUE]: list(`acme:${jobId}`),
+    });
   });
 });
 
@@ -242,7 +247,7 @@ describe('attempts counts claims, not requeues', () => {
 
 describe('requeue takes a retention expiry away', () => {
   it.each(EACH_STAGE)('in %s: every copy persists and the expiries set forgets the job', async (_stage, c) => {
-    // In complete the job was made in rampdown, so its frozen legacy twin expires with it too.
+    // In complete the job was made in rampdown, so its legacy twin follows it, expiry and all.
     const maker = await makeQueue(ctx.redis, c.stage === 'complete' ? 'rampdown' : c.stage);
     const { queue } = await makeQueue(ctx.redis, c.stage, { retention: { failed: 3600 } });
     const { jobId } = await maker.queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1 });
@@ -257,8 +262,7 @@ describe('requeue takes a retention expiry away', () => {
 
     const { [EXPIRIES]: _gone, ...rest } = before;
     const expected: Record<string, KeyState> = { ...rest, [QUEUE]: list(c.entry('acme', jobId)) };
-    for (const key of copies) expected[key] = persisted(before[key]);
-    for (const key of jobKeys(c, jobId)) expected[key] = requeued(expected[key]);
+    for (const key of copies) expected[key] = requeued(persisted(before[key]));
     expect(await redisState(ctx.redis)).toEqual(expected);
   });
 

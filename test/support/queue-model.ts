@@ -22,7 +22,7 @@ export class QueueModel {
   readonly new = new Map<string, { status: JobStatus }>();
   /** Whether a job's two records hold the same fields: true after a write that reached both. */
   readonly inSync = new Map<string, boolean>();
-  /** Jobs whose legacy record is older than their new one: updated in complete, where it is frozen. */
+  /** Jobs whose legacy record is older than their new one. */
   readonly legacyBehind = new Set<string>();
   /** Jobs whose new record is older than their legacy one: updated in off, which does not write it. */
   readonly newBehind = new Set<string>();
@@ -66,9 +66,12 @@ export class QueueModel {
   updateStatus(workspaceId: string, jobId: string, status: JobStatus, expectedStatus?: JobStatus): Predicted {
     const plan = planFor(this.stage);
     const id = `${workspaceId}/${jobId}`;
-    const legacy = plan.writeLegacy ? this.legacy.get(jobId) : undefined;
-    const legacyState = !legacy ? 'absent' : legacy.workspaceId === workspaceId ? 'ours' : 'foreign';
     const newRecord = plan.writeNew ? this.new.get(id) : undefined;
+    // complete writes no legacy record, but a twin of ours follows the job while its new record exists.
+    const twinFollows = plan.writeNew && !plan.writeLegacy;
+    const twin = twinFollows && newRecord && this.legacy.get(jobId)?.workspaceId === workspaceId ? this.legacy.get(jobId) : undefined;
+    const legacy = plan.writeLegacy ? this.legacy.get(jobId) : twin;
+    const legacyState = !legacy ? 'absent' : legacy.workspaceId === workspaceId ? 'ours' : 'foreign';
     let source: { status: JobStatus } | undefined;
     let repaired: 'none' | 'new' | 'legacy' = 'none';
     if (plan.writeLegacy && plan.writeNew) {
@@ -95,7 +98,7 @@ export class QueueModel {
       const at = forms.map((form) => this.queue.indexOf(form)).find((index) => index >= 0);
       if (at !== undefined) this.queue.splice(at, 1);
     }
-    const legacyWritten = plan.writeLegacy && legacyState !== 'foreign';
+    const legacyWritten = (plan.writeLegacy && legacyState !== 'foreign') || twin !== undefined;
     if (repaired === 'new') this.indexOf(workspaceId).add(jobId);
     if (legacyWritten) this.legacy.set(jobId, { workspaceId, status });
     if (plan.writeNew) this.new.set(id, { status });
