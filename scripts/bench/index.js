@@ -1,5 +1,6 @@
 #!/usr/bin/env node
-// npm run bench [-- --quick] [--jobs N] [--runs 3] [--only a,b] [--no-write] [--server BIN]
+// npm run bench [-- --quick] [--jobs N] [--runs 5] [--only a,b] [--no-write] [--server BIN]
+// (--quick: 2,000 jobs and 1 round; by default 20,000 jobs and 5 rounds, as a shared machine's noise needs)
 // Starts its own Redis, warms up, runs every scenario once per round for `runs` rounds, then prints
 // the Targets table (each target a ratio of two scenarios of the same round, the median over the
 // rounds) and writes bench/results.json (every round's figures), bench/jobs-per-second.svg and
@@ -29,7 +30,7 @@ const { values: flags } = parseArgs({
 // The harness starts what REDIS_SERVER_BIN names, by the path given (never resolved: see src/testing).
 if (flags.server) process.env.REDIS_SERVER_BIN = flags.server;
 const jobs = Number(flags.jobs ?? (flags.quick ? 2_000 : 20_000));
-const runs = Number(flags.runs ?? (flags.quick ? 1 : 3));
+const runs = Number(flags.runs ?? (flags.quick ? 1 : 5));
 const only = flags.only ? new Set(flags.only.split(',')) : undefined;
 // How this run was made, for the docs; a server's path is this machine's, so only its kind is shown.
 const args = process.argv.slice(2).map((arg, i, all) => (all[i - 1] === '--server' ? '<binary>' : arg.replace(/^--server=.*/, '--server=<binary>')));

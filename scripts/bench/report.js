@@ -91,7 +91,12 @@ async function report({ results, memory, jobs, runs, command, write, redis, serv
 /** docs/BENCHMARKS.md from bench/results.json and bench/servers/, as they are on disk. */
 function writeDocs() {
   if (!existsSync(MAIN_RESULTS)) return;
-  writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), markdown(JSON.parse(readFileSync(MAIN_RESULTS, 'utf8')), serverRuns()));
+  const main = JSON.parse(readFileSync(MAIN_RESULTS, 'utf8'));
+  if (!main.targets) {
+    console.log('bench/results.json is from before the bare-script targets: docs/BENCHMARKS.md is written by the next `npm run bench`');
+    return;
+  }
+  writeFileSync(join(ROOT, 'docs', 'BENCHMARKS.md'), markdown(main, serverRuns()));
   console.log('wrote docs/BENCHMARKS.md');
 }
 
@@ -158,10 +163,10 @@ function perServer(servers) {
   }
   const runs = servers.flatMap((server) => server.runs);
   const dates = runs.map((run) => run.env.date).sort();
-  const moves = apart.length === 0
+  const moves = servers.length === 1 ? '' : apart.length === 0
     ? `The ratios hold: on no other server does a ratio's range leave ${base.server}'s, so what moves between servers is within the noise from run to run on one server.`
     : `These ratios leave ${base.server}'s range on another server, a move beyond the noise from run to run: ${apart.join('; ')}. The others hold within that noise.`;
-  const verdicts = differing.length === 0
+  const verdicts = servers.length === 1 ? '' : differing.length === 0
     ? `Every target has the same verdict on every server.`
     : `On the medians, these verdicts differ between servers${apart.length === 0 ? ', all within that noise' : ''}: ${differing.join('; ')}.`;
   return `
