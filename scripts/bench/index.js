@@ -49,7 +49,9 @@ async function main() {
     const rounds = Object.fromEntries(chosen.map(([name]) => [name, []]));
     const groups = {};
     for (let round = 0; round <= runs; round++) {
-      for (const [name, scenario] of chosen) {
+      // Every other round runs backwards, so a drift (the machine getting busier) that favours a
+      // target's first scenario in one round favours its second in the next.
+      for (const [name, scenario] of round % 2 ? chosen : [...chosen].reverse()) {
         // SYNC: a lazy flush (Valkey 8+'s default) would free the last scenario's keys on a server
         // thread while the next one is measured, billing its CPU to that scenario.
         await redis.flushall('SYNC');
