@@ -256,6 +256,10 @@ ${memoryTable(memory)}
 - The package's enqueue does what the bare 5-write script does, plus the checks that make it safe
   (key types, the idempotency key, duplicate jobIds, ACL permission for each write). Their price is
   the gap between the two "script µs/call" figures.
+- INFO commandstats books wall time: on a busy machine a script the kernel preempts is billed for
+  the wait, which moves a round's "script µs/call" by far more than the scripts differ. The spread
+  beside each target's median shows how much; read a target on a quiet machine, or with more
+  rounds (\`--runs\`).
 - With one call in flight, each call wakes the server from idle; that fixed cost per round trip is
   why one script beats four separate commands by about the number of round trips saved, not more.
 - Memory is the layout's own: while dual writing a job is two hashes (each with the payload), a
