@@ -69,7 +69,7 @@ async function main() {
     for (const [name, measured] of Object.entries(rounds)) {
       if (measured.length === 0) continue;
       const figure = (field) => median(measured.map((r) => r[field]));
-      results[name] = { group: groups[name], jobsPerSecond: figure('jobsPerSecond'), p50Ms: figure('p50Ms'), p99Ms: figure('p99Ms'), serverCpuUsPerJob: figure('serverCpuUsPerJob'), scriptUsPerCall: figure('scriptUsPerCall'), rounds: measured };
+      results[name] = { group: groups[name], jobsPerSecond: figure('jobsPerSecond'), p50Ms: figure('p50Ms'), p99Ms: figure('p99Ms'), serverCpuUsPerJob: figure('serverCpuUsPerJob'), scriptUsPerCall: figure('scriptUsPerCall'), scriptP50Us: figure('scriptP50Us'), rounds: measured };
       process.stdout.write(`${name.padEnd(44)} ${Math.round(results[name].jobsPerSecond)} jobs/s\n`);
     }
     await redis.flushall('SYNC');

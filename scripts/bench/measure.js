@@ -63,7 +63,24 @@ async function measure(redis, plan) {
     ...timing,
     serverCpuUsPerJob: (after.cpuUs - before.cpuUs) / plan.jobs,
     scriptUsPerCall: scriptCalls > 0 ? scriptUs / scriptCalls : null,
+    scriptP50Us: await medianScriptCall(redis, after, before),
   };
+}
+
+/**
+ * The median script call's µs, from INFO latencystats (Redis 7+ and Valkey track every command's
+ * latency by default; RESETSTAT clears it), or null without it. commandstats' mean bills a call
+ * for the time the kernel kept the server off the CPU; the median call is rarely one of those, so
+ * it holds still on a busy machine. Percentiles do not add up, so this is the script command the
+ * run called most.
+ */
+async function medianScriptCall(redis, after, before) {
+  const calls = (name) => (after.commands[name]?.calls ?? 0) - (before.commands[name]?.calls ?? 0);
+  const [most] = SCRIPT_COMMANDS.filter((name) => calls(name) > 0).sort((a, b) => calls(b) - calls(a));
+  if (!most) return null;
+  const stats = String(await redis.info('latencystats').catch(() => ''));
+  const p50 = new RegExp(`latency_percentiles_usec_${most}:p50=([0-9.]+)`).exec(stats);
+  return p50 ? Number(p50[1]) : null;
 }
 
 /** used_memory after a full collection of what the allocator can give back. */

@@ -5,7 +5,7 @@ const os = require('node:os');
 const { join } = require('node:path');
 const { renderChart } = require('./chart');
 const { SCRIPTS } = require('./bare');
-const { targetRows, stageReadRows, metOf } = require('./targets');
+const { targetRows, medianCallRows, stageReadRows, metOf } = require('./targets');
 
 const ROOT = join(__dirname, '..', '..');
 const MAIN_RESULTS = join(ROOT, 'bench', 'results.json');
@@ -32,9 +32,9 @@ const fixed = (value, digits) => (value === null || value === undefined ? '-' : 
 const verdict = (met) => (met === null ? '-' : met ? 'met' : 'not met');
 
 function resultTable(results) {
-  const lines = ['| scenario | group | jobs/s | p50 ms | p99 ms | server CPU µs/job | script µs/call |', '| --- | --- | ---: | ---: | ---: | ---: | ---: |'];
+  const lines = ['| scenario | group | jobs/s | p50 ms | p99 ms | server CPU µs/job | script µs/call | median script call µs |', '| --- | --- | ---: | ---: | ---: | ---: | ---: | ---: |'];
   for (const [name, r] of Object.entries(results)) {
-    lines.push(`| ${name} | ${r.group} | ${Math.round(r.jobsPerSecond)} | ${fixed(r.p50Ms, 3)} | ${fixed(r.p99Ms, 3)} | ${fixed(r.serverCpuUsPerJob, 1)} | ${fixed(r.scriptUsPerCall, 1)} |`);
+    lines.push(`| ${name} | ${r.group} | ${Math.round(r.jobsPerSecond)} | ${fixed(r.p50Ms, 3)} | ${fixed(r.p99Ms, 3)} | ${fixed(r.serverCpuUsPerJob, 1)} | ${fixed(r.scriptUsPerCall, 1)} | ${fixed(r.scriptP50Us, 1)} |`);
   }
   return lines.join('\n');
 }
@@ -65,14 +65,15 @@ async function report({ results, memory, jobs, runs, command, write, redis, serv
   const env = await environment(redis);
   const rounds = Object.fromEntries(Object.entries(results).filter(([, r]) => r.rounds).map(([name, r]) => [name, r.rounds]));
   const targets = targetRows(rounds, memory);
+  const medianCall = medianCallRows(rounds);
   const stageRead = stageReadRows(rounds);
-  console.log(`\n${resultTable(results)}\n\n${stageReadTable(stageRead)}\n`);
+  console.log(`\n${resultTable(results)}\n\n${stageReadTable(stageRead)}\n\nServer time by the median call (a cross-check, not the targets):\n\n${targetTable(medianCall)}\n`);
   if (Object.keys(memory).length > 0) console.log(`${memoryTable(memory)}\n`);
   console.log(`Targets (${runs} round${runs === 1 ? '' : 's'}):\n\n${targetTable(targets)}\n`);
   if (!write) return;
   mkdirSync(SERVERS_DIR, { recursive: true });
   mkdirSync(join(ROOT, 'docs'), { recursive: true });
-  const run = { env, command, jobs, runs, results, targets, stageRead, memory };
+  const run = { env, command, jobs, runs, results, targets, medianCall, stageRead, memory };
   if (server) {
     // A run on a chosen server joins that server's earlier runs (the last RUNS_KEPT), so the
     // per-server table shows each target's spread from run to run beside its median.
@@ -187,7 +188,7 @@ function bareScripts() {
   return Object.values(SCRIPTS).map(({ what, body }) => `### ${what}\n\n\`\`\`lua\n${body}\n\`\`\``).join('\n\n');
 }
 
-function markdown({ env, command, jobs, runs, results, targets, stageRead, memory }, servers) {
+function markdown({ env, command, jobs, runs, results, targets, medianCall, stageRead, memory }, servers) {
   return `# Benchmarks
 
 One run of \`${command}\`: ${runs} round(s) over every scenario, ${jobs} jobs each, after a warm-up
@@ -211,10 +212,17 @@ is INFO commandstats' time per script call (the whole script). Memory per job is
 
 ${targetTable(targets)}
 
+The server-time targets again, with each scenario's time per call taken as its median call's
+(INFO latencystats) instead of commandstats' mean. commandstats books wall time, so a call the
+kernel kept off the CPU on a busy machine is billed for the wait; the median call rarely is one of
+those. A cross-check of the noise, not the targets:
+
+${targetTable(medianCall)}
+
 ## Stage read
 
 What reading the stage record costs a managed call: server µs per enqueue call in managed mode
-minus static mode, per round.
+minus static mode, per round, by the mean call and by the median call.
 
 ${stageReadTable(stageRead)}
 
@@ -223,7 +231,8 @@ ${stageReadTable(stageRead)}
 \`xN\` is the number of calls in flight; \`x100\` for the batch scenarios is the batch size, with
 one batch in flight unless the name says otherwise. Each figure is the median over the rounds
 (bench/results.json keeps every round's). "server CPU µs/job" is the server's user+system CPU over
-the run divided by the jobs; "script µs/call" is INFO commandstats' time per script call. The
+the run divided by the jobs; "script µs/call" is INFO commandstats' time per script call (the mean),
+"median script call µs" the median call's from INFO latencystats. The
 \`redis-benchmark\` rows send the package's own enqueue command (as one real call sent it)
 pipelined, 64 connections with 16 calls each in flight, with no Node client in the way.
 \`updateStatus\` takes queued jobs to \`running\` and \`getJob\` reads them, both in stage \`live\`.
@@ -258,8 +267,8 @@ ${memoryTable(memory)}
   the gap between the two "script µs/call" figures.
 - INFO commandstats books wall time: on a busy machine a script the kernel preempts is billed for
   the wait, which moves a round's "script µs/call" by far more than the scripts differ. The spread
-  beside each target's median shows how much; read a target on a quiet machine, or with more
-  rounds (\`--runs\`).
+  beside each target's median shows how much, and the median call's figures how little the scripts
+  themselves moved; read a target on a quiet machine, or with more rounds (\`--runs\`).
 - With one call in flight, each call wakes the server from idle; that fixed cost per round trip is
   why one script beats four separate commands by about the number of round trips saved, not more.
 - Memory is the layout's own: while dual writing a job is two hashes (each with the payload), a
