@@ -46,7 +46,7 @@ export const SERVICE_COMMANDS = [
   'evalsha', 'eval', 'script|exists',
   // what the service scripts run inside
   'type', 'exists', 'get', 'set', 'time', 'hget', 'hmget', 'hgetall', 'hset', 'hdel', 'rpush', 'lpos', 'lrem', 'llen',
-  // deleteJob removes a job's records and its idempotency key
+  // deleteJob removes a job's records and its idempotency key; a refused enqueue undoes its writes with it (and lrem)
   'del',
   // a repair copies a record's absolute expiry with it; retention sets one, requeue lifts it
   'pexpiretime', 'pexpireat', 'persist',

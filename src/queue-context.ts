@@ -19,17 +19,17 @@ export interface QueueContext extends StagedScripts {
 
 /** The script each operation runs, by manifest id. */
 export const SCRIPT = {
-  enqueue: 'enqueue_dual.v2',
-  enqueueMany: 'enqueue_many_dual.v2',
-  updateStatus: 'update_status_dual.v2',
-  read: 'read_with_fallback.v2',
-  listPage: 'list_index_page.v2',
-  claim: 'claim_job.v2',
-  recoverStalled: 'recover_stalled.v2',
-  extendClaim: 'extend_claim.v1',
-  requeue: 'requeue_job.v1',
-  deleteJob: 'delete_job.v1',
-  sweep: 'sweep_expired.v1',
+  enqueue: 'enqueue_dual.v3',
+  enqueueMany: 'enqueue_many_dual.v3',
+  updateStatus: 'update_status_dual.v3',
+  read: 'read_with_fallback.v3',
+  listPage: 'list_index_page.v3',
+  claim: 'claim_job.v3',
+  recoverStalled: 'recover_stalled.v3',
+  extendClaim: 'extend_claim.v2',
+  requeue: 'requeue_job.v2',
+  deleteJob: 'delete_job.v2',
+  sweep: 'sweep_expired.v2',
 } as const;
 
 export function rethrowTranslated(error: unknown): never {

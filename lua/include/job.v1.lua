@@ -1,4 +1,4 @@
--- job v1 (an include, not a script; after stage.v1 and checks.v1): how a script finds one job's
+-- job v1 (an include, not a script; after stage.v2 and checks.v1): how a script finds one job's
 -- record in the layouts the plan writes, repairs the layout that lacks it, and finds its claim.
 -- update_status_dual, claim_job and requeue_job decide the same way, so it is written once.
 

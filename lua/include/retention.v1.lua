@@ -1,4 +1,4 @@
--- retention v1 (an include, not a script; after stage.v1, checks.v1 and job.v1): how long a finished
+-- retention v1 (an include, not a script; after stage.v2, checks.v1 and job.v1): how long a finished
 -- job stays, and the one absolute expiry every copy of it takes. update_status_dual applies it when
 -- a job finishes; requeue_job takes it away.
 

@@ -43,11 +43,11 @@ export async function beginRun(base: MigrationBase, step: string): Promise<Migra
 }
 
 export const SCRIPT = {
-  backfill: 'backfill_batch.v2',
-  compare: 'compare_layouts.v2',
-  cleanup: 'cleanup_legacy_batch.v2',
-  claimConsistency: 'claim_consistency_page.v1',
-  confirmOrphans: 'confirm_orphans.v1',
+  backfill: 'backfill_batch.v3',
+  compare: 'compare_layouts.v3',
+  cleanup: 'cleanup_legacy_batch.v3',
+  claimConsistency: 'claim_consistency_page.v2',
+  confirmOrphans: 'confirm_orphans.v2',
 } as const;
 
 /**

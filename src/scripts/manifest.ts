@@ -25,7 +25,7 @@ export interface LoadedScript extends ManifestEntry {
 }
 
 const FILE_NAME = /^([a-z][a-z0-9_]*)\.v([1-9][0-9]*)\.lua$/;
-/** "-- @include stage.v1.lua": a fragment of lua/include/ that several scripts share, put in its place. */
+/** "-- @include stage.v2.lua": a fragment of lua/include/ that several scripts share, put in its place. */
 const INCLUDE_LINE = /^-- @include ([a-z][a-z0-9_]*\.v[1-9][0-9]*\.lua)$/gm;
 export const INCLUDE_DIR = join(LUA_DIR, 'include');
 

@@ -21,8 +21,8 @@ export async function runStaged(
   args: readonly (string | number)[],
   epoch?: string,
 ): Promise<Staged> {
-  const envelope = await ctx.scripts.run(id, [ctx.stageKey, ...keys], [...ctx.stages.args(epoch), ...args]);
-  return ctx.stages.open(envelope, epoch);
+  const answer = await ctx.scripts.run(id, [ctx.stageKey, ...keys], [...ctx.stages.args(epoch), ...args]);
+  return ctx.stages.open(answer, epoch);
 }
 
 /** How often a call that spans several scripts restarts when the stage keeps changing under it. */

@@ -1,7 +1,7 @@
 import { StageUnsetError, ValidationError } from '../errors';
 import { planCode, planFor, STAGES, type Stage, type StageOption, type StagePlan } from '../stages';
 
-/** What a script ran under, and its own reply: every stage-aware script answers {epoch, stage, reply}. */
+/** What a script ran under, and its own reply (see open). */
 export interface Staged {
   reply: unknown[];
   /** The stage record's epoch; '' in static mode. */
@@ -74,10 +74,14 @@ export class StageSource {
     return [epoch || '*', ''];
   }
 
-  /** Unwraps {epoch, stage, reply}; refuses a missing record and a changed epoch (nothing was written). */
-  open(envelope: unknown[], expectedEpoch?: string): Staged {
-    const [epoch, stageName, reply] = envelope as [string, string, unknown[]];
-    if (this.mode === 'static') return { reply, epoch: '', stage: this.staticStage!, plan: planFor(this.staticStage!) };
+  /**
+   * A script's reply and what it ran under: static mode replies as it is; managed mode appends the
+   * epoch and the stage's name. Refuses a missing record and a changed epoch (nothing was written).
+   */
+  open(answer: unknown[], expectedEpoch?: string): Staged {
+    if (this.mode === 'static') return { reply: answer, epoch: '', stage: this.staticStage!, plan: planFor(this.staticStage!) };
+    const reply = answer.slice(0, -2);
+    const [epoch, stageName] = answer.slice(-2) as [string, string];
     if (reply[0] === 'STAGE_UNSET') throw new StageUnsetError(this.stageKey);
     if (reply[0] === 'EPOCH_CHANGED') throw new EpochChanged(expectedEpoch ?? '', String(epoch));
     const stage = String(stageName);

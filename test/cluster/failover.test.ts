@@ -108,7 +108,7 @@ describeCluster('a manual failover under a mixed load', () => {
       );
     }
     const verify = await new Migration({ redis: ctx.cluster, queueName: TAG, stage: 'live', keys: clusterLayout(TAG), metrics: false }).verify();
-    const reloads = await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'enqueue_dual.v2' });
+    const reloads = await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'enqueue_dual.v3' });
     const figures = {
       operations,
       operationsDuringFailover: during,

@@ -107,7 +107,7 @@ describeCluster('key layouts on a Redis Cluster', () => {
     const refusal = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 2, jobId: 'vip-1' }).catch((error) => error);
 
     expect(refusal).toBeInstanceOf(CrossSlotError);
-    expect(refusal).toMatchObject({ operation: 'enqueue_dual.v2', keys: [{ slot: keySlot('shop') }, { key: '{vip}:job:vip-1', slot: keySlot('vip') }] });
+    expect(refusal).toMatchObject({ operation: 'enqueue_dual.v3', keys: [{ slot: keySlot('shop') }, { key: '{vip}:job:vip-1', slot: keySlot('vip') }] });
     expect(await scriptCalls()).toBe(callsBefore);
     expect(await clusterState(ctx.cluster)).toEqual(before);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'cross_slot' })).toBe(1);
@@ -165,13 +165,13 @@ describeCluster('key layouts on a Redis Cluster', () => {
     const ownerName = await masterOfSlot(ctx.cluster, keySlot('mail'));
     const node = ctx.cluster.nodes('master').find((n) => nodeName(n) === ownerName)!;
     await node.script('FLUSH');
-    const enqueueSha = loadScripts().get('enqueue_dual.v2')!.sha1;
+    const enqueueSha = loadScripts().get('enqueue_dual.v3')!.sha1;
 
     const result = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'j1' });
 
     expect(result).toEqual({ jobId: 'j1', created: true });
     expect(await node.script('EXISTS', enqueueSha)).toEqual([1]);
-    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'enqueue_dual.v2' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'enqueue_dual.v3' })).toBe(1);
     expect(Object.keys(await clusterState(ctx.cluster)).sort()).toEqual([
       '{mail}:job:j1',
       '{mail}:queue:mail',

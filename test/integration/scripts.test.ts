@@ -35,9 +35,9 @@ describe('script registry', () => {
     expect(updated.previousStatus).toBe('queued');
     expect(job?.status).toBe('running');
     expect(page.jobs.map((j) => j.id)).toEqual([jobId]);
-    for (const script of ['enqueue_dual.v2', 'update_status_dual.v2', 'read_with_fallback.v2', 'list_index_page.v2']) {
+    for (const script of ['enqueue_dual.v3', 'update_status_dual.v3', 'read_with_fallback.v3', 'list_index_page.v3']) {
       const reloads = await metricValue(registry, 'dualwrite_script_reloads_total', { script });
-      expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v2' ? 2 : 1 });
+      expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v3' ? 2 : 1 });
     }
     expect(warnings.filter((w) => w.includes('NOSCRIPT'))).toHaveLength(5);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'error' })).toBe(0);
@@ -54,7 +54,7 @@ describe('script registry', () => {
     const job = await queue.getJob({ workspaceId: 'acme', jobId });
 
     expect(job?.payload).toEqual({ kept: true });
-    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v2' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v3' })).toBe(1);
     expect(await redisState(ctx.redis)).toEqual(before);
   });
 
@@ -182,6 +182,24 @@ describe('ready()', () => {
       expect(error).toBeInstanceOf(PermissionError);
       expect(error.code).toBe('NO_PERMISSION');
       expect(await redisState(ctx.redis)).toEqual({});
+    });
+
+    // enqueue writes first and undoes on a refusal (see its header): each write refused in turn,
+    // beside jobs already there, leaves every key as it was, the queue's other entries included.
+    it.each(['rpush', 'hset', 'set', 'zadd', 'del', 'lrem'])('refused %s: enqueue fails with PermissionError naming it, and Redis is as it was', async (command) => {
+      const { queue: admin } = await makeQueue(ctx.redis, 'dualwrite');
+      await admin.ready();
+      await admin.enqueue({ workspaceId: 'acme', type: 't', payload: 1, jobId: 'first' });
+      await ctx.redis.rpush('queue:default', 'first'); // the same entry twice: the undo takes the tail's only
+      await ctx.redis.call('ACL', 'SETUSER', 'service', `-${command}`);
+      const before = await redisState(ctx.redis);
+      const queue = new DualWriteQueue({ heartbeat: false, redis: restricted, stage: 'dualwrite', metrics: false });
+
+      const error = await queue.enqueue({ workspaceId: 'acme', type: 't', payload: 2, jobId: 'second', idempotencyKey: 'k' }).catch((e) => e);
+
+      expect(error).toBeInstanceOf(PermissionError);
+      expect(error).toMatchObject({ code: 'NO_PERMISSION', command: command.toUpperCase() });
+      expect(await redisState(ctx.redis)).toEqual(before);
     });
   });
 });

@@ -25,8 +25,8 @@ function recordingClient(url: string, calls: ScriptCall[]): Redis {
     (redis as unknown as Record<string, unknown>)[method] = async (...args: unknown[]) => {
       const issuedAt = performance.now();
       const reply = await original(...args);
-      // Stage-aware scripts answer {epoch, stage, reply}; the heartbeat answers {'BEAT', ...}.
-      if (Array.isArray(reply) && Array.isArray(reply[2])) calls.push({ issuedAt, epoch: String(reply[0]) });
+      // Managed stage-aware scripts append the epoch and the stage's name; the heartbeat answers {'BEAT', ...}.
+      if (Array.isArray(reply) && reply[0] !== 'BEAT') calls.push({ issuedAt, epoch: String(reply[reply.length - 2]) });
       return reply;
     };
   }

@@ -138,7 +138,7 @@ describe('a call of several scripts under a stage that keeps changing', () => {
   /** A client of its own on which, after every page of the index, the operator's transition lands. */
   async function pagesThenTransition(transitions: number): Promise<{ queue: DualWriteQueue; registry: Registry; client: Redis }> {
     const client = new Redis(ctx.handle.url);
-    const pageSha = loadScripts().get('list_index_page.v2')!.sha1;
+    const pageSha = loadScripts().get('list_index_page.v3')!.sha1;
     const evalsha = client.evalsha.bind(client) as (...args: unknown[]) => Promise<unknown>;
     let left = transitions;
     (client as unknown as { evalsha: (...args: unknown[]) => Promise<unknown> }).evalsha = async (...args: unknown[]) => {

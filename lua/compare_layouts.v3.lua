@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- compare_layouts v2: for a bounded batch of jobs, say where each lives (legacy, new, index), which
+-- compare_layouts v3: for a bounded batch of jobs, say where each lives (legacy, new, index), which
 -- fields its two records disagree on and when each expires, each job in one consistent snapshot, so
 -- a dual write or update landing mid-check is never mistaken for a divergence. Reads only.
 --
@@ -17,7 +17,7 @@
 -- ARGV[2i+2] workspaceId of job i
 -- ARGV[2i+3] jobId of job i
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', results}   one result per job, in KEYS order:
 --                     {legacy, new, indexed, differingFields, legacyExpiresAt, newExpiresAt, expired}
@@ -33,7 +33,7 @@
 -- A legacy key is global (job:<jobId>): one whose workspace_id is another workspace's is not this
 -- job's legacy record.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local jobCount = (#KEYS - 2) / 3
@@ -94,6 +94,4 @@ local function run()
   return {'OK', results}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

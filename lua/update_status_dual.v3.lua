@@ -1,5 +1,5 @@
 #!lua
--- update_status_dual v2: set a job's status (and a worker's error or result) in every layout the
+-- update_status_dual v3: set a job's status (and a worker's error or result) in every layout the
 -- stage writes, or in none. A terminal status (succeeded, failed, cancelled) also ends the job's
 -- claim and applies the retention of that status, in the same step.
 --
@@ -27,7 +27,7 @@
 -- ARGV[8..10] static mode: how long a succeeded, failed, cancelled job stays, in seconds ('' = for good)
 -- ARGV[11..] more fields to set with the status, as name, value pairs (error, result)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'UPDATED', previousStatus, repaired, updatedAtMs, finished, legacyForeign, expiresAt}
 --        repaired: 'none' | 'new' | 'legacy'; finished: '1' when a claim ended, else '0';
 --        legacyForeign: '1' when job:<jobId> holds another workspace's job, so only the new
@@ -52,7 +52,7 @@
 -- (sweep_expired) finds it; a status without retention takes that expiry away again.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 -- @include retention.v1.lua
@@ -144,6 +144,4 @@ local function run()
   return {'UPDATED', previousStatus, job.repaired, updatedAt, finishing and '1' or '0', job.legacy == 'foreign' and '1' or '0', expiresAt}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua
--- claim_job v2: hand one queued job to a worker. Takes its entry off the queue, records the claim
+-- claim_job v3: hand one queued job to a worker. Takes its entry off the queue, records the claim
 -- (who, when, until when) and sets status 'running' in every layout the stage writes, in one step:
 -- a worker that dies after this call is found by recover_stalled; before it, nothing happened.
 --
@@ -23,7 +23,7 @@
 -- ARGV[5] jobId   ARGV[6] workerId       ARGV[7] how deep in the queue the entry may sit
 -- ARGV[8] visibility timeout (ms)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'CLAIMED', repaired, fields, legacyForeign}
 --        fields: flat HGETALL of the record of the plan's read origin (the new one when the legacy
 --        key is another workspace's), now running, its attempts one more (the same count in every
@@ -40,7 +40,7 @@
 -- A repair copies the record's absolute expiry too, so both copies expire at the same millisecond.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 
@@ -104,6 +104,4 @@ local function run()
   return {'CLAIMED', job.repaired, redis.call('HGETALL', returned), job.legacy == 'foreign' and '1' or '0'}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- confirm_orphans v1: re-check, in one atomic snapshot, queue or processing entries that looked as
+-- confirm_orphans v2: re-check, in one atomic snapshot, queue or processing entries that looked as
 -- if they lead to no job. An entry is confirmed only when it is still where it was seen and its job
 -- is still not to be found, so an entry a worker took, or a job whose writer made the entry first,
 -- is never reported. Reads only.
@@ -20,11 +20,11 @@
 --            names its workspace: found through its new record)
 -- ARGV[4i+2] the workspace the legacy record named when the entry was seen ('' for none)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', confirmed}   one '1' (still an orphan) or '0' per entry, in KEYS order
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local entries = (#KEYS - 1) / 3
@@ -66,6 +66,4 @@ local function run()
   return {'OK', confirmed}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- list_index_page v2: one page of a workspace index, newest first, strictly after a cursor.
+-- list_index_page v3: one page of a workspace index, newest first, strictly after a cursor.
 -- The index orders jobs by (created_at, jobId); reading newest first reverses both. The page does
 -- not depend on the stage, but it runs under one: listJobs reads its records under the same epoch.
 -- Each entry says whether retention removed its job: the sweep (sweep_expired) has not taken its
@@ -17,7 +17,7 @@
 -- ARGV[5] cursor jobId: the last job of the previous page
 -- ARGV[6] workspaceId (names the job in the expiries set)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', {jobId, score, expired, ...}}  at most count entries; expired '1' when retention's time
 --                                          for the job has come (server time), else '0'
 --   {'WRONGTYPE', key, 'zset', actual}
@@ -27,7 +27,7 @@
 -- When it is gone, the page starts after every entry ranked above (score, jobId); counting entries
 -- that share the cursor's millisecond is capped at 1000 so the call stays bounded.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local indexKey, count = KEYS[2], tonumber(ARGV[3])
@@ -87,6 +87,4 @@ local function run()
   return {'OK', entries}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua
--- backfill_batch v2: copy a bounded batch of legacy jobs into the new layout. A record that already
+-- backfill_batch v3: copy a bounded batch of legacy jobs into the new layout. A record that already
 -- exists in the new layout is never overwritten, except in resync mode, where the record updated
 -- later wins: a legacy twin updated later (after a stay in off) replaces the new record, and a new
 -- record updated later (after a stay in complete) is written over the legacy one, when the plan
@@ -19,7 +19,7 @@
 -- ARGV[2i+2] workspaceId of job i, as the caller read it from the legacy record
 -- ARGV[2i+3] jobId of job i
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', results}                     one result per job, in KEYS order (below)
 --   {'NO_PERMISSION', command, key}     the ACL user may not run a write: nothing written
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'} managed mode: the run started under another epoch; nothing written
@@ -43,7 +43,7 @@
 -- Every job's outcome is decided before the first write: Redis keeps the writes a failing script
 -- already made. The shebang (no no-writes flag) makes an over-maxmemory server refuse the call.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local jobCount = (#KEYS - 1) / 3
@@ -179,6 +179,4 @@ local function run()
   return {'OK', results}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

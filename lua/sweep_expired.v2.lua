@@ -1,5 +1,5 @@
 #!lua
--- sweep_expired v1: after retention's expiry removed a finished job's records (Redis gives no
+-- sweep_expired v2: after retention's expiry removed a finished job's records (Redis gives no
 -- reliable expiry event, so the expiries set says which and when), remove what still names it: its
 -- workspace index entry and any processing or claim entry, and its entry in the expiries set. A
 -- bounded batch; safe from several processes at once (a job already swept is passed over).
@@ -17,7 +17,7 @@
 -- ARGV[2] the plan in static mode (unused: a job is gone when no layout holds it)
 -- ARGV[2i+1] workspaceId of job i   ARGV[2i+2] jobId of job i
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'SWEPT', removed, rescheduled, kept}
 --     removed: due, and no layout holds the job: its entries are gone now
 --     rescheduled: due, but a record still expires later: the set now holds that time
@@ -29,7 +29,7 @@
 --
 -- Every check runs before the first write.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 
 local function run()
@@ -87,6 +87,4 @@ local function run()
   return {'SWEPT', removed, rescheduled, kept}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

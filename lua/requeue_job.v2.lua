@@ -1,5 +1,5 @@
 #!lua
--- requeue_job v1: put a job back on the queue as 'queued': a failed or cancelled job, or a running
+-- requeue_job v2: put a job back on the queue as 'queued': a failed or cancelled job, or a running
 -- one whose claim the given worker holds (which the same step ends). Its entry goes on the queue in
 -- the stage's form (or, for a job marked entry_unfound, its old entry if it still waits: see the job
 -- include), and any retention expiry is taken away, so it cannot expire while it waits.
@@ -21,7 +21,7 @@
 -- ARGV[2] the plan in static mode (src/stages.ts planCode)
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] workerId ('' = none; required for a running job)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'REQUEUED', previousStatus, repaired, updatedAtMs, legacyForeign}
 --   {'NOT_FOUND'}                        no record of this workspace in the layouts the stage reads
 --   {'STATUS_CONFLICT', actualStatus}    the job is succeeded or already queued: nothing written
@@ -33,7 +33,7 @@
 --
 -- Repairs as update_status_dual. Every check runs before the first write.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 -- @include retention.v1.lua
@@ -91,6 +91,4 @@ local function run()
   return {'REQUEUED', previousStatus, job.repaired, updatedAt, job.legacy == 'foreign' and '1' or '0'}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua
--- extend_claim v1: a worker still running a job pushes its claim's deadline out, so a job that runs
+-- extend_claim v2: a worker still running a job pushes its claim's deadline out, so a job that runs
 -- longer than its visibility timeout is not recovered and run twice. Only the worker holding the
 -- claim may, past its deadline too, as long as recover_stalled has not taken the job back.
 --
@@ -12,14 +12,14 @@
 -- ARGV[2] the plan in static mode (unused here)
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] workerId   ARGV[6] visibility timeout (ms) from now
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'EXTENDED', deadlineMs}
 --   {'CLAIM_CONFLICT', claimant}         another worker holds the claim, or nobody ('') does: nothing written
 --   {'WRONGTYPE', key, expected, actual} nothing written
 --   {'NO_PERMISSION', command, key}      nothing written
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}  managed mode: nothing written
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 
@@ -45,6 +45,4 @@ local function run()
   return {'EXTENDED', tostring(deadline)}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

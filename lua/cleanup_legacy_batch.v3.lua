@@ -1,5 +1,5 @@
 #!lua
--- cleanup_legacy_batch v2: delete a bounded batch of legacy job records whose new twin exists.
+-- cleanup_legacy_batch v3: delete a bounded batch of legacy job records whose new twin exists.
 -- Runs only under a plan that neither reads nor writes the legacy layout (stage complete), checked
 -- in this same step: a transition back that lands mid-run stops the deletes at once. A key is
 -- deleted only when it is still a legacy job hash of the workspace the caller named and the new
@@ -14,7 +14,7 @@
 -- ARGV[2]   the plan in static mode (src/stages.ts planCode)
 -- ARGV[i+2] workspaceId of job i, as the caller read it from the legacy record
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', results}                   one outcome per job, in KEYS order:
 --     'deleted'   the legacy record is gone now
 --     'no_new'    the new record does not exist (or is not a hash): kept
@@ -27,7 +27,7 @@
 -- Every job's outcome is decided before the first delete. The shebang (no no-writes flag) makes an
 -- over-maxmemory server refuse the call before it starts.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local jobCount = (#KEYS - 1) / 2
@@ -62,6 +62,4 @@ local function run()
   return {'OK', results}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua
--- delete_job v1: remove one job whole: its record from every layout it is in (a legacy record only
+-- delete_job v2: remove one job whole: its record from every layout it is in (a legacy record only
 -- when its workspace_id names this workspace), its index entry, any queue, processing, claim and
 -- expiry entry, and its idempotency key, so that a replay cannot answer with a deleted job. Refused
 -- while a worker holds the job, unless forced.
@@ -22,7 +22,7 @@
 -- ARGV[3] workspaceId   ARGV[4] jobId   ARGV[5] force '1'|'0'
 -- ARGV[6] the idempotency key the caller read from the job ('' = none)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'DELETED', legacyDeleted, newDeleted}   '1' or '0' each
 --   {'NOT_FOUND'}                        no record of this workspace in either layout
 --   {'CHANGED'}                          the job's idempotency key is not the one the caller read: nothing written
@@ -34,7 +34,7 @@
 -- A waiting job's entry is found with LREM, which walks the queue: O(queue length), once.
 -- Every check runs before the first write.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
 
@@ -88,6 +88,4 @@ local function run()
   return {'DELETED', legacyOurs and '1' or '0', newExists and '1' or '0'}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

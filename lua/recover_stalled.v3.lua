@@ -1,5 +1,5 @@
 #!lua
--- recover_stalled v2: put jobs whose claim outlived its visibility timeout back on the queue, with
+-- recover_stalled v3: put jobs whose claim outlived its visibility timeout back on the queue, with
 -- status 'queued' in the layouts the stage writes. A job moves from the processing set to the queue
 -- in one step, so it is never in both and never in neither. An entry that leads to no job moves to a
 -- list of its own instead, so one bad entry never blocks the stalled jobs beside it.
@@ -22,7 +22,7 @@
 -- ARGV[3i+1] workspaceId of job i ('' when no record names a valid one)
 -- ARGV[3i+2] 'unsupported' when the entry or its record cannot be placed, else ''
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'RECOVERED', recovered, orphaned, skipped, unsupported}
 --        skipped: entries no longer stalled (finished or claimed again since the caller looked)
 --   {'WRONGTYPE', key, expected, actual}   nothing written
@@ -31,7 +31,7 @@
 --
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local queueKey, processingKey, claimsKey = KEYS[2], KEYS[3], KEYS[4]
@@ -108,6 +108,4 @@ local function run()
   return {'RECOVERED', recovered, orphaned, skipped, unsupported}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- read_with_fallback v2: read jobs of one workspace from the stage's read origin, fall back to the
+-- read_with_fallback v3: read jobs of one workspace from the stage's read origin, fall back to the
 -- legacy layout, and compare the two layouts, in one consistent snapshot. Reads only: it may run on
 -- replicas and while the server is over maxmemory.
 --
@@ -14,7 +14,7 @@
 --         legacy one; compare: read the other layout too and report how it differs
 -- ARGV[3] workspaceId
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', jobs}                          jobs: one entry per job, in KEYS order (below)
 --   {'WRONGTYPE', key, 'hash', actual}    a key the call reads holds another type
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}   managed mode
@@ -27,7 +27,7 @@
 -- A legacy key is global (job:<jobId>): a legacy record whose workspace_id is another workspace's
 -- is treated as absent, so no workspace ever reads another's job through the legacy layout.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   if #KEYS < 3 or #KEYS > 2001 or #KEYS % 2 ~= 1 then
@@ -101,6 +101,4 @@ local function run()
   return {'OK', replies}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

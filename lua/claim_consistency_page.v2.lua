@@ -1,5 +1,5 @@
 #!lua flags=no-writes
--- claim_consistency_page v1: one bounded page of a queue's waiting list, processing set or claims
+-- claim_consistency_page v2: one bounded page of a queue's waiting list, processing set or claims
 -- hash, each entry with what the other structures say about it, read in one atomic snapshot. A
 -- worker claiming or finishing between two separate reads would otherwise look like a divergence.
 -- Reads only.
@@ -16,7 +16,7 @@
 -- ARGV[4] where the page starts: a rank ('queue', 'processing') or an HSCAN cursor ('claims')
 -- ARGV[5] page size, 1 to 1000
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of
 -- {'STAGE_UNSET'}, {'EPOCH_CHANGED'} (managed mode), or:
 --   {'OK', next, {entry, fact, entry, fact, ...}}
 --     next: where the following page starts ('' when this one was the last)
@@ -25,7 +25,7 @@
 --                      'claims'     '1' when the entry is in the processing set
 --   {'WRONGTYPE', key, expected, actual}   a key the page reads holds another type
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local queueKey, processingKey, claimsKey = KEYS[2], KEYS[3], KEYS[4]
@@ -75,6 +75,4 @@ local function run()
   return {'OK', next, flat}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())

@@ -1,5 +1,5 @@
 #!lua
--- enqueue_many_dual v2: enqueue_dual for a batch, all or nothing: one refused job and nothing of
+-- enqueue_many_dual v3: enqueue_dual for a batch, all or nothing: one refused job and nothing of
 -- the batch is written. Replays return the original job like enqueue_dual, also when the same
 -- idempotency key appears twice in the batch.
 --
@@ -18,7 +18,7 @@
 -- then 6 per job i, from ARGV[6i-2]: jobId, workspaceId, type, payload (JSON), fingerprint ('' =
 -- no idempotency key), the idempotency key as the caller gave it (kept on the job)
 --
--- Replies: {epoch, stage, reply}, epoch and stage '' in static mode; reply is one of:
+-- Replies (managed mode appends the epoch and the stage's name to each: see the stage include), one of:
 --   {'OK', {jobId, created, jobId, created, ...}}   created: 1, or 0 for a replay (original jobId)
 --   {'AT', i, <a refusal of enqueue_dual>}          job i (1-based) was refused: nothing written.
 --        Refusals: {'IDEMPOTENCY_CONFLICT', originalJobId}, {'DUPLICATE', layout},
@@ -28,7 +28,7 @@
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
 -- The queue push is the first write and checks itself.
 
--- @include stage.v1.lua
+-- @include stage.v2.lua
 
 local function run()
   local queueKey, idempotencyTtl = KEYS[2], ARGV[3]
@@ -53,15 +53,24 @@ local function run()
   -- Decide every job first. Keys and keys claimed earlier in this batch count as taken.
   local remembered, taken, indexChecked = {}, {}, {}
 
-  -- TYPE tells a free jobId ('none') from a taken one ('hash') and from a wrong-typed key at once.
-  -- The legacy key is global, so it must be free even where the stage does not write it (see enqueue_dual).
-  local function free(key, layout, written)
+  -- One EXISTS per job tells whether its jobId is free in every layout it must be free in (the
+  -- legacy key is global, so also where the stage does not write it: see enqueue_dual). Only a taken
+  -- key, or one an earlier job of this batch takes, costs a TYPE: a duplicate ('hash') or a key of
+  -- another type.
+  local function takenAs(key, layout)
     local actual = taken[key] and 'hash' or kind(key)
     if actual == 'hash' then return {'DUPLICATE', layout} end
     if actual ~= 'none' then return {'WRONGTYPE', key, 'hash', actual} end
-    if not written then return end
-    taken[key] = true
-    return refused('HSET', key, 'f', 'v')
+  end
+  local function free(legacyKey, newKey)
+    local existing = writeNew and redis.call('EXISTS', legacyKey, newKey) or redis.call('EXISTS', legacyKey)
+    if existing > 0 or taken[legacyKey] or (writeNew and taken[newKey]) then
+      local problem = takenAs(legacyKey, 'legacy') or (writeNew and takenAs(newKey, 'new'))
+      if problem then return problem end
+    end
+    if writeLegacy then taken[legacyKey] = true end
+    if writeNew then taken[newKey] = true end
+    return (writeLegacy and refused('HSET', legacyKey, 'f', 'v')) or (writeNew and refused('HSET', newKey, 'f', 'v'))
   end
   local created, replies = {}, {}
   for i = 1, jobs do
@@ -77,30 +86,28 @@ local function run()
     end
 
     if fingerprint ~= '' then
+      -- What the key remembers, as the key holds it ("<fingerprint>:<jobId>"), also for a key an
+      -- earlier job of this batch takes.
       local earlier = remembered[idempotencyKey]
       if not earlier then
-        local value = redis.pcall('GET', idempotencyKey)
-        if type(value) == 'table' then return {'AT', i, {'WRONGTYPE', idempotencyKey, 'string', kind(idempotencyKey)}} end
-        if value then
-          local earlierFingerprint, originalJobId = string.match(value, '^(%x+):(.+)$')
-          earlier = {fingerprint = earlierFingerprint, jobId = originalJobId or ''}
-          remembered[idempotencyKey] = earlier
-        end
+        earlier = redis.pcall('GET', idempotencyKey)
+        if type(earlier) == 'table' then return {'AT', i, {'WRONGTYPE', idempotencyKey, 'string', kind(idempotencyKey)}} end
       end
       if earlier then
-        if earlier.fingerprint ~= fingerprint then return {'AT', i, {'IDEMPOTENCY_CONFLICT', earlier.jobId}} end
-        replayOf = earlier.jobId
+        local earlierFingerprint, originalJobId = string.match(earlier, '^(%x+):(.+)$')
+        if earlierFingerprint ~= fingerprint then return {'AT', i, {'IDEMPOTENCY_CONFLICT', originalJobId or ''}} end
+        replayOf = originalJobId
       else
         problem = refused('SET', idempotencyKey, 'v', 'EX', idempotencyTtl)
         if problem then return {'AT', i, problem} end
-        remembered[idempotencyKey] = {fingerprint = fingerprint, jobId = jobId}
+        remembered[idempotencyKey] = fingerprint .. ':' .. jobId
       end
     end
 
     if replayOf then
       replies[2 * i - 1], replies[2 * i] = replayOf, 0
     else
-      problem = free(legacyKey, 'legacy', writeLegacy) or (writeNew and free(newKey, 'new', true))
+      problem = free(legacyKey, newKey)
       if problem then return {'AT', i, problem} end
       created[#created + 1] = i
       replies[2 * i - 1], replies[2 * i] = jobId, 1
@@ -127,24 +134,25 @@ local function run()
     end
   end
 
+  -- Job i's fields go to HSET as arguments, not through a table and unpack: this runs per job.
+  local function writeJob(key, a, nowMs)
+    if ARGV[a + 4] ~= '' then
+      redis.call('HSET', key, 'id', ARGV[a], 'workspace_id', ARGV[a + 1], 'type', ARGV[a + 2], 'payload', ARGV[a + 3],
+        'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs, 'idempotency_key', ARGV[a + 5])
+    else
+      redis.call('HSET', key, 'id', ARGV[a], 'workspace_id', ARGV[a + 1], 'type', ARGV[a + 2], 'payload', ARGV[a + 3],
+        'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs)
+    end
+  end
+
   -- Index entries go in one ZADD per workspace index: members and scores, in batch order.
   local indexed, indexOrder = {}, {}
   for _, i in ipairs(created) do
     local k, a = 4 * i - 1, 6 * i - 2
     local jobId, fingerprint = ARGV[a], ARGV[a + 4]
-    local fields = {
-      'id', jobId, 'workspace_id', ARGV[a + 1], 'type', ARGV[a + 2], 'payload', ARGV[a + 3],
-      'status', 'queued', 'created_at', nowMs, 'updated_at', nowMs,
-    }
-    if fingerprint ~= '' then
-      fields[#fields + 1] = 'idempotency_key'
-      fields[#fields + 1] = ARGV[a + 5]
-    end
-    if writeLegacy then redis.call('HSET', KEYS[k + 1], unpack(fields)) end
-    if writeNew then redis.call('HSET', KEYS[k + 2], unpack(fields)) end
-    if fingerprint ~= '' then
-      redis.call('SET', KEYS[k], fingerprint .. ':' .. jobId, 'EX', idempotencyTtl)
-    end
+    if writeLegacy then writeJob(KEYS[k + 1], a, nowMs) end
+    if writeNew then writeJob(KEYS[k + 2], a, nowMs) end
+    if fingerprint ~= '' then redis.call('SET', KEYS[k], remembered[KEYS[k]], 'EX', idempotencyTtl) end
     local indexKey = KEYS[k + 3]
     local members = indexed[indexKey]
     if not members then
@@ -160,6 +168,4 @@ local function run()
   return {'OK', replies}
 end
 
-local reply = run()
-if reply['err'] then return reply end
-return {epoch, stageName, reply}
+return staged(run())
