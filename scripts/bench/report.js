@@ -215,7 +215,8 @@ ${targetTable(targets)}
 The server-time targets again, with each scenario's time per call taken as its median call's
 (INFO latencystats) instead of commandstats' mean. commandstats books wall time, so a call the
 kernel kept off the CPU on a busy machine is billed for the wait; the median call rarely is one of
-those. A cross-check of the noise, not the targets:
+those. Redis times each call in whole µs, so a median moves in steps of 1 µs: coarse for scripts
+of 5 to 10 µs. A cross-check of the noise, not the targets:
 
 ${targetTable(medianCall)}
 
