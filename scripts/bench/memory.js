@@ -1,7 +1,8 @@
 // Bytes per job: used_memory before and after N jobs, for the package in each kind of stage, for
 // the same keys written by hand (the layout's own cost), and for bullmq, with the same payload. Two
 // payloads: one under Redis' 64-byte listpack limit for hash values, one over it.
-const { pkgQueue, PAYLOAD, jobFields, wsOf } = require('./scenarios');
+const { pkgQueue, PAYLOAD, TYPE, wsOf } = require('./scenarios');
+const { jobFields, FINGERPRINT, IDEMPOTENCY_TTL } = require('./bare');
 const { usedMemory } = require('./measure');
 
 const SMALL_PAYLOAD = { to: 'ada@example.com', n: 1 };
@@ -22,7 +23,7 @@ async function memoryFor(redis, bullmq, n, payload) {
   const viaPackage = (stage) => async () => {
     const queue = pkgQueue(redis, stage);
     for (const batch of batches) {
-      await queue.enqueueMany(batch.map((i) => ({ workspaceId: wsOf(i), type: 'email.send', payload, idempotencyKey: `k${i}` })));
+      await queue.enqueueMany(batch.map((i) => ({ workspaceId: wsOf(i), type: TYPE, payload, idempotencyKey: `k${i}` })));
     }
   };
   const byHand = async () => {
@@ -31,17 +32,18 @@ async function memoryFor(redis, bullmq, n, payload) {
       const pipeline = redis.pipeline();
       for (const i of batch) {
         const jobId = `00000000-0000-4000-8000-${String(i).padStart(12, '0')}`;
-        pipeline.hset(`job:${jobId}`, ...jobFields(jobId, wsOf(i), now, payload));
-        pipeline.hset(`ws:${wsOf(i)}:job:${jobId}`, ...jobFields(jobId, wsOf(i), now, payload));
+        const fields = jobFields(jobId, wsOf(i), TYPE, JSON.stringify(payload), now, `k${i}`);
+        pipeline.hset(`job:${jobId}`, ...fields);
+        pipeline.hset(`ws:${wsOf(i)}:job:${jobId}`, ...fields);
         pipeline.rpush('queue:bench', jobId);
         pipeline.zadd(`ws:${wsOf(i)}:jobs`, now, jobId);
-        pipeline.set(`ws:${wsOf(i)}:idem:k${i}`, `${'f'.repeat(32)}:${jobId}`, 'EX', 86400);
+        pipeline.set(`ws:${wsOf(i)}:idem:k${i}`, `${FINGERPRINT}:${jobId}`, 'EX', IDEMPOTENCY_TTL);
       }
       await pipeline.exec();
     }
   };
   const viaBullmq = async () => {
-    for (const batch of batches) await bullmq.addBulk(batch.map(() => ({ name: 'email.send', data: payload })));
+    for (const batch of batches) await bullmq.addBulk(batch.map(() => ({ name: TYPE, data: payload })));
   };
   return {
     'package, off': await perJob(redis, n, viaPackage('off')),
