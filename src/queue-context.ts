@@ -11,6 +11,11 @@ export interface QueueContext extends StagedScripts {
   readonly redis: RedisClient;
   readonly queueName: string;
   readonly keys: KeyLayout;
+  /** The queue's own keys, built once (the layout's builders are functions of the ids alone). */
+  readonly queueKey: string;
+  readonly processingKey: string;
+  readonly claimsKey: string;
+  readonly expiriesKey: string;
   readonly metrics: Metrics;
   readonly logger: Logger;
   /** Static mode's retention as script arguments: seconds for succeeded, failed, cancelled ('' = for good). */

@@ -12,7 +12,7 @@ import {
   ValidationError,
 } from './errors';
 import type { Job } from './job';
-import { atIndex, prepareJob } from './job-input';
+import { atIndex, prepareJob, type PreparedJob } from './job-input';
 import { checkPattern, ID_PATTERN, JOB_ID_PATTERN, KEY_PREFIX_PATTERN, QUEUE_NAME_PATTERN, type KeyLayout } from './keys';
 import { deleteJob, extendClaim, maintain, requeueJob } from './lifecycle';
 import { checkLogger, type Logger } from './logger';
@@ -81,6 +81,10 @@ export const MAX_BATCH_JOBS = 1000;
 const MAX_BATCH_PAYLOAD_BYTES = 16 * 1024 * 1024;
 /** How often claim looks again while it waits for a job: from 10 ms, doubling, to 200 ms. */
 const CLAIM_POLL_MS = { first: 10, max: 200 };
+const UPDATE_STATUS_FIELDS = ['workspaceId', 'jobId', 'status', 'expectedStatus', 'workerId', 'error', 'result'] as const;
+const GET_JOB_FIELDS = ['workspaceId', 'jobId'] as const;
+/** The outcome label of an operation that went through; a failed one is labelled by its error. */
+type Outcome = 'ok' | 'replay' | 'not_found' | 'empty';
 
 export class DualWriteQueue {
   readonly queueName: string;
@@ -142,6 +146,10 @@ export class DualWriteQueue {
       logger: this.logger,
       stages: this.stages,
       stageKey: this.keys.stage(),
+      queueKey: this.keys.queue(this.queueName),
+      processingKey: this.keys.processing(this.queueName),
+      claimsKey: this.keys.claims(this.queueName),
+      expiriesKey: this.keys.expiries(this.queueName),
       staticRetention: RETENTION_STATUSES.map((status) => String(retention[status] ?? '')),
     };
   }
@@ -255,28 +263,27 @@ export class DualWriteQueue {
   }
 
   async enqueue(input: EnqueueInput): Promise<EnqueueResult> {
-    return this.observe(
-      'enqueue',
-      async () => {
-        const job = prepareJob(this.keys, this.maxPayloadBytes, input);
-        const { reply } = await runStaged(
-          this.context,
-          SCRIPT.enqueue,
-          [job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, this.keys.queue(this.queueName), job.indexKey],
-          [job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, this.idempotencyTtlSeconds, job.idempotencyKey ?? ''],
-        );
-        if (reply[0] === 'CREATED') return { jobId: job.jobId, created: true };
-        // A random UUID can only be taken by this very call: ioredis resent it after its reply was
-        // lost, and the first run made the job.
-        if (reply[0] === 'DUPLICATE' && job.generatedJobId) {
-          this.logger.debug('redis-dual-write: enqueue was resent after its reply was lost; the job exists', {});
-          return { jobId: job.jobId, created: false };
-        }
-        if (reply[0] === 'REPLAY') return { jobId: String(reply[1]), created: false };
-        throw errorForReply(reply, job);
-      },
-      (result) => (result.created ? 'ok' : 'replay'),
-    );
+    const started = process.hrtime.bigint();
+    try {
+      const job = prepareJob(this.keys, this.maxPayloadBytes, input);
+      const { reply } = await runStaged(
+        this.context,
+        SCRIPT.enqueue,
+        [job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, this.context.queueKey, job.indexKey],
+        [job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, this.idempotencyTtlSeconds, job.idempotencyKey ?? ''],
+      );
+      if (reply[0] === 'CREATED') return this.done('enqueue', started, 'ok', { jobId: job.jobId, created: true });
+      // A random UUID can only be taken by this very call: ioredis resent it after its reply was
+      // lost, and the first run made the job.
+      if (reply[0] === 'DUPLICATE' && job.generatedJobId) {
+        this.logger.debug('redis-dual-write: enqueue was resent after its reply was lost; the job exists', {});
+        return this.done('enqueue', started, 'replay', { jobId: job.jobId, created: false });
+      }
+      if (reply[0] === 'REPLAY') return this.done('enqueue', started, 'replay', { jobId: String(reply[1]), created: false });
+      throw errorForReply(reply, job);
+    } catch (error) {
+      throw this.failed('enqueue', started, error);
+    }
   }
 
   /**
@@ -285,26 +292,33 @@ export class DualWriteQueue {
    * nothing of the batch is written. Results come in input order; replays as in enqueue.
    */
   async enqueueMany(inputs: readonly EnqueueInput[]): Promise<EnqueueResult[]> {
-    return this.observe('enqueue_many', async () => {
+    const started = process.hrtime.bigint();
+    try {
       if (!Array.isArray(inputs) || inputs.length < 1 || inputs.length > MAX_BATCH_JOBS) {
         throw new ValidationError('jobs', 'range', `must be an array of 1 to ${MAX_BATCH_JOBS} jobs`);
       }
-      const jobs = inputs.map((input, index) => {
+      const jobs: PreparedJob[] = new Array(inputs.length);
+      const keys = [this.context.queueKey];
+      const args: (string | number)[] = [this.idempotencyTtlSeconds];
+      let payloadChars = 0;
+      for (let index = 0; index < inputs.length; index++) {
+        let job: PreparedJob;
         try {
-          return prepareJob(this.keys, this.maxPayloadBytes, input, `jobs[${index}]`);
+          job = prepareJob(this.keys, this.maxPayloadBytes, inputs[index], `jobs[${index}]`);
         } catch (error) {
           throw atIndex(error, index);
         }
-      });
-      const bytes = jobs.reduce((sum, job) => sum + Buffer.byteLength(job.payload), 0);
-      if (bytes > MAX_BATCH_PAYLOAD_BYTES) {
-        throw new ValidationError('jobs', 'max-bytes', `hold ${bytes} bytes of payload, a batch takes at most ${MAX_BATCH_PAYLOAD_BYTES}`);
-      }
-      const keys = [this.keys.queue(this.queueName)];
-      const args: (string | number)[] = [this.idempotencyTtlSeconds];
-      for (const job of jobs) {
+        jobs[index] = job;
+        payloadChars += job.payload.length;
         keys.push(job.idempotencyKeyOrStandIn, job.legacyKey, job.newKey, job.indexKey);
         args.push(job.jobId, job.workspaceId, job.type, job.payload, job.fingerprint, job.idempotencyKey ?? '');
+      }
+      // A UTF-16 code unit takes at most 3 bytes of UTF-8: most batches need no exact count.
+      if (payloadChars * 3 > MAX_BATCH_PAYLOAD_BYTES) {
+        const bytes = jobs.reduce((sum, job) => sum + Buffer.byteLength(job.payload), 0);
+        if (bytes > MAX_BATCH_PAYLOAD_BYTES) {
+          throw new ValidationError('jobs', 'max-bytes', `hold ${bytes} bytes of payload, a batch takes at most ${MAX_BATCH_PAYLOAD_BYTES}`);
+        }
       }
       const { reply } = await runStaged(this.context, SCRIPT.enqueueMany, keys, args);
       if (reply[0] === 'AT') {
@@ -312,23 +326,29 @@ export class DualWriteQueue {
         throw atIndex(errorForReply(reply[2] as unknown[], jobs[index]), index);
       }
       const flat = reply[1] as (string | number)[];
-      return jobs.map((_, i) => ({ jobId: String(flat[2 * i]), created: Number(flat[2 * i + 1]) === 1 }));
-    });
+      const results: EnqueueResult[] = new Array(jobs.length);
+      for (let i = 0; i < jobs.length; i++) results[i] = { jobId: String(flat[2 * i]), created: Number(flat[2 * i + 1]) === 1 };
+      return this.done('enqueue_many', started, 'ok', results);
+    } catch (error) {
+      throw this.failed('enqueue_many', started, error);
+    }
   }
 
   async updateStatus(input: UpdateStatusInput): Promise<UpdateStatusResult> {
-    return this.observe('update_status', async () => {
+    const started = process.hrtime.bigint();
+    try {
       const request = checkObject('input', input);
-      rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'status', 'expectedStatus', 'workerId', 'error', 'result']);
+      rejectUnknownFields('input', request, UPDATE_STATUS_FIELDS);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
       const status = checkStatus('status', request.status);
-      const expectedStatus = optional(request.expectedStatus, (v) => checkStatus('expectedStatus', v));
-      const workerId = optional(request.workerId, (v) => checkPattern('workerId', v, ID_PATTERN));
+      // null means not given, as with optional().
+      const expectedStatus = request.expectedStatus == null ? undefined : checkStatus('expectedStatus', request.expectedStatus);
+      const workerId = request.workerId == null ? undefined : checkPattern('workerId', request.workerId, ID_PATTERN);
+      const args = [workspaceId, jobId, status, expectedStatus ?? '', workerId ?? '', ...this.context.staticRetention];
       // What the worker says about the job: stored beside the status, in every layout.
-      const fields: string[] = [];
-      if (request.error !== undefined) fields.push('error', checkText('error', request.error, MAX_ERROR_CHARS));
-      if (request.result !== undefined) fields.push('result', serialisePayload(request.result, this.maxPayloadBytes, 'result'));
+      if (request.error !== undefined) args.push('error', checkText('error', request.error, MAX_ERROR_CHARS));
+      if (request.result !== undefined) args.push('result', serialisePayload(request.result, this.maxPayloadBytes, 'result'));
 
       const { reply } = await runStaged(
         this.context,
@@ -337,20 +357,28 @@ export class DualWriteQueue {
           this.keys.legacyJob(jobId),
           this.keys.newJob(workspaceId, jobId),
           this.keys.workspaceIndex(workspaceId),
-          this.keys.processing(this.queueName),
-          this.keys.claims(this.queueName),
-          this.keys.expiries(this.queueName),
-          this.keys.queue(this.queueName),
+          this.context.processingKey,
+          this.context.claimsKey,
+          this.context.expiriesKey,
+          this.context.queueKey,
         ],
-        [workspaceId, jobId, status, expectedStatus ?? '', workerId ?? '', ...this.context.staticRetention, ...fields],
+        args,
       );
       if (reply[0] !== 'UPDATED') throw errorForReply(reply, { workspaceId, jobId, expectedStatus, workerId });
       const repaired = String(reply[2]) as UpdateStatusResult['repaired'];
       countRepair(this.context, repaired, 'update_status');
       countForeignLegacy(this.context, reply[5], 'update_status');
       if (reply[4] === '1') this.metrics.finishes.inc({ status });
-      return { jobId, previousStatus: String(reply[1]) as JobStatus, status, repaired, expiresAt: reply[6] ? Number(reply[6]) : null };
-    });
+      return this.done('update_status', started, 'ok', {
+        jobId,
+        previousStatus: String(reply[1]) as JobStatus,
+        status,
+        repaired,
+        expiresAt: reply[6] ? Number(reply[6]) : null,
+      });
+    } catch (error) {
+      throw this.failed('update_status', started, error);
+    }
   }
 
   /**
@@ -359,31 +387,30 @@ export class DualWriteQueue {
    * null when nothing is queued (after waiting up to `waitMs`, polling outside any script).
    */
   async claim(input: ClaimInput): Promise<Job | null> {
-    return this.observe(
-      'claim',
-      async () => {
-        const request = checkObject('input', input);
-        rejectUnknownFields('input', request, ['workerId', 'visibilityTimeoutMs', 'waitMs']);
-        const workerId = checkPattern('workerId', request.workerId, ID_PATTERN);
-        const visibilityMs = checkInteger(
-          'visibilityTimeoutMs', request.visibilityTimeoutMs ?? DEFAULTS.visibilityTimeoutMs, 1, 2 ** 31 - 1,
-        );
-        const waitMs = checkInteger('waitMs', request.waitMs ?? 0, 0, 3_600_000);
-        const giveUpAt = Date.now() + waitMs;
-        for (let pause = CLAIM_POLL_MS.first; ; pause = Math.min(pause * 2, CLAIM_POLL_MS.max)) {
-          const job = await claimNext(this.context, workerId, visibilityMs);
-          const left = giveUpAt - Date.now();
-          if (job) return job;
-          if (left <= 0) {
-            // One claim call is one outcome, however many times it looked while it waited.
-            this.metrics.claims.inc({ outcome: 'empty' });
-            return null;
-          }
-          await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+    const started = process.hrtime.bigint();
+    try {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, ['workerId', 'visibilityTimeoutMs', 'waitMs']);
+      const workerId = checkPattern('workerId', request.workerId, ID_PATTERN);
+      const visibilityMs = checkInteger(
+        'visibilityTimeoutMs', request.visibilityTimeoutMs ?? DEFAULTS.visibilityTimeoutMs, 1, 2 ** 31 - 1,
+      );
+      const waitMs = checkInteger('waitMs', request.waitMs ?? 0, 0, 3_600_000);
+      const giveUpAt = Date.now() + waitMs;
+      for (let pause = CLAIM_POLL_MS.first; ; pause = Math.min(pause * 2, CLAIM_POLL_MS.max)) {
+        const job = await claimNext(this.context, workerId, visibilityMs);
+        const left = giveUpAt - Date.now();
+        if (job) return this.done('claim', started, 'ok', job);
+        if (left <= 0) {
+          // One claim call is one outcome, however many times it looked while it waited.
+          this.metrics.claims.inc({ outcome: 'empty' });
+          return this.done('claim', started, 'empty', null);
         }
-      },
-      (job) => (job ? 'ok' : 'empty'),
-    );
+        await new Promise((resolve) => setTimeout(resolve, Math.min(pause, left)));
+      }
+    } catch (error) {
+      throw this.failed('claim', started, error);
+    }
   }
 
   /**
@@ -391,12 +418,15 @@ export class DualWriteQueue {
    * most `limit` per call; call it periodically. Entries whose job record is gone are moved aside.
    */
   async recoverStalled(input: RecoverStalledInput = {}): Promise<RecoverStalledResult> {
-    return this.observe('recover_stalled', async () => {
+    const started = process.hrtime.bigint();
+    try {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['limit']);
       const limit = checkInteger('limit', request.limit ?? MAX_RECOVER_LIMIT, 1, MAX_RECOVER_LIMIT);
-      return recoverStalledJobs(this.context, limit);
-    });
+      return this.done('recover_stalled', started, 'ok', await recoverStalledJobs(this.context, limit));
+    } catch (error) {
+      throw this.failed('recover_stalled', started, error);
+    }
   }
 
   /**
@@ -405,15 +435,18 @@ export class DualWriteQueue {
    * the claim may (ClaimConflictError otherwise), also past its deadline until recoverStalled runs.
    */
   async extendClaim(input: ExtendClaimInput): Promise<ExtendClaimResult> {
-    return this.observe('extend_claim', async () => {
+    const started = process.hrtime.bigint();
+    try {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'workerId', 'visibilityTimeoutMs']);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
       const workerId = checkPattern('workerId', request.workerId, ID_PATTERN);
       const visibilityMs = checkInteger('visibilityTimeoutMs', request.visibilityTimeoutMs ?? DEFAULTS.visibilityTimeoutMs, 1, 2 ** 31 - 1);
-      return extendClaim(this.context, workspaceId, jobId, workerId, visibilityMs);
-    });
+      return this.done('extend_claim', started, 'ok', await extendClaim(this.context, workspaceId, jobId, workerId, visibilityMs));
+    } catch (error) {
+      throw this.failed('extend_claim', started, error);
+    }
   }
 
   /**
@@ -422,15 +455,18 @@ export class DualWriteQueue {
    * holds. attempts stays (claims count it): the caller decides the retry budget from it.
    */
   async requeue(input: RequeueInput): Promise<RequeueResult> {
-    return this.observe('requeue', async () => {
+    const started = process.hrtime.bigint();
+    try {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'workerId', 'reason']);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
       const workerId = optional(request.workerId, (v) => checkPattern('workerId', v, ID_PATTERN));
       const reason = optional(request.reason, (v) => checkText('reason', v, MAX_ERROR_CHARS));
-      return requeueJob(this.context, workspaceId, jobId, workerId, reason);
-    });
+      return this.done('requeue', started, 'ok', await requeueJob(this.context, workspaceId, jobId, workerId, reason));
+    } catch (error) {
+      throw this.failed('requeue', started, error);
+    }
   }
 
   /**
@@ -439,14 +475,17 @@ export class DualWriteQueue {
    * idempotency key. Refused (ClaimConflictError) while a worker holds it, unless `force`.
    */
   async deleteJob(input: DeleteJobInput): Promise<DeleteJobResult> {
-    return this.observe('delete_job', async () => {
+    const started = process.hrtime.bigint();
+    try {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['workspaceId', 'jobId', 'force']);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
       if (request.force !== undefined && typeof request.force !== 'boolean') throw new ValidationError('force', 'type', 'must be a boolean');
-      return deleteJob(this.context, workspaceId, jobId, request.force === true);
-    });
+      return this.done('delete_job', started, 'ok', await deleteJob(this.context, workspaceId, jobId, request.force === true));
+    } catch (error) {
+      throw this.failed('delete_job', started, error);
+    }
   }
 
   /**
@@ -455,26 +494,29 @@ export class DualWriteQueue {
    * seconds beside recoverStalled; several processes may.
    */
   async maintain(input: MaintainInput = {}): Promise<MaintainResult> {
-    return this.observe('maintain', async () => {
+    const started = process.hrtime.bigint();
+    try {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['limit']);
-      return maintain(this.context, checkInteger('limit', request.limit ?? MAX_RECOVER_LIMIT, 1, MAX_RECOVER_LIMIT));
-    });
+      const limit = checkInteger('limit', request.limit ?? MAX_RECOVER_LIMIT, 1, MAX_RECOVER_LIMIT);
+      return this.done('maintain', started, 'ok', await maintain(this.context, limit));
+    } catch (error) {
+      throw this.failed('maintain', started, error);
+    }
   }
 
   async getJob(input: GetJobInput): Promise<Job | null> {
-    return this.observe(
-      'get_job',
-      async () => {
-        const request = checkObject('input', input);
-        rejectUnknownFields('input', request, ['workspaceId', 'jobId']);
-        const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
-        const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
-        const [job] = await readJobs(this.context, 'get_job', workspaceId, [jobId]);
-        return job;
-      },
-      (job) => (job ? 'ok' : 'not_found'),
-    );
+    const started = process.hrtime.bigint();
+    try {
+      const request = checkObject('input', input);
+      rejectUnknownFields('input', request, GET_JOB_FIELDS);
+      const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
+      const jobId = checkPattern('jobId', request.jobId, JOB_ID_PATTERN);
+      const [job] = await readJobs(this.context, 'get_job', workspaceId, [jobId]);
+      return this.done('get_job', started, job ? 'ok' : 'not_found', job);
+    } catch (error) {
+      throw this.failed('get_job', started, error);
+    }
   }
 
   /**
@@ -483,33 +525,43 @@ export class DualWriteQueue {
    * nextCursor is still set: keep paging until nextCursor is null.
    */
   async listJobs(input: ListJobsInput): Promise<ListJobsResult> {
-    return this.observe('list_jobs', async () => {
+    const started = process.hrtime.bigint();
+    try {
       const request = checkObject('input', input);
       rejectUnknownFields('input', request, ['workspaceId', 'status', 'limit', 'cursor']);
       const workspaceId = checkPattern('workspaceId', request.workspaceId, ID_PATTERN);
       const status = optional(request.status, (v) => checkStatus('status', v));
       const limit = checkInteger('limit', request.limit ?? DEFAULTS.listLimit, 1, MAX_LIST_LIMIT);
-      return listJobPage(this.context, workspaceId, status, limit, optional(request.cursor, decodeCursor));
-    });
+      const page = await listJobPage(this.context, workspaceId, status, limit, optional(request.cursor, decodeCursor));
+      return this.done('list_jobs', started, 'ok', page);
+    } catch (error) {
+      throw this.failed('list_jobs', started, error);
+    }
   }
 
-  /** Counts and times one operation; the outcome is 'ok', a result-specific label, or an error code. */
-  private async observe<T>(operation: Operation, work: () => Promise<T>, outcomeOf: (result: T) => string = () => 'ok'): Promise<T> {
-    const started = process.hrtime.bigint();
-    let outcome = 'error';
-    try {
-      const result = await work();
-      outcome = outcomeOf(result);
-      return result;
-    } catch (error) {
-      if (error instanceof DualWriteError) outcome = error.code.toLowerCase();
-      throw error;
-    } finally {
-      this.metrics.operations.inc({ operation, outcome });
-      this.metrics.duration.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
-      // Only after a call that went through: a refused call leaves Redis exactly as it was.
-      if (outcome === 'ok' || outcome === 'replay' || outcome === 'not_found' || outcome === 'empty') this.heartbeat?.maybeBeat();
-    }
+  /*
+   * Every operation is counted and timed the same way, written out in each (try, done, failed)
+   * rather than wrapped in a closure: no closure and no extra await per call. The outcome is 'ok',
+   * a result-specific label, or the error's code in lower case ('error' for any other error).
+   */
+
+  /** Counts and times an operation that went through, and returns its result. */
+  private done<T>(operation: Operation, started: bigint, outcome: Outcome, result: T): T {
+    this.record(operation, outcome, started);
+    // Only after a call that went through: a refused call leaves Redis exactly as it was.
+    this.heartbeat?.maybeBeat();
+    return result;
+  }
+
+  /** Counts and times an operation that failed, and returns its error for the caller to throw. */
+  private failed(operation: Operation, started: bigint, error: unknown): unknown {
+    this.record(operation, error instanceof DualWriteError ? error.code.toLowerCase() : 'error', started);
+    return error;
+  }
+
+  private record(operation: Operation, outcome: string, started: bigint): void {
+    this.metrics.operations.inc({ operation, outcome });
+    this.metrics.duration.observe({ operation }, Number(process.hrtime.bigint() - started) / 1e9);
   }
 }
 

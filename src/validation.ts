@@ -54,6 +54,8 @@ export function serialisePayload(payload: unknown, maxBytes: number, field = 'pa
     throw error;
   }
   const json = JSON.stringify(payload);
+  // A UTF-16 code unit takes at most 3 bytes of UTF-8: most payloads need no exact count.
+  if (json.length * 3 <= maxBytes) return json;
   const bytes = Buffer.byteLength(json, 'utf8');
   if (bytes > maxBytes) {
     throw new ValidationError(field, 'max-bytes', `is ${bytes} bytes of JSON, the limit is ${maxBytes}`);
@@ -117,16 +119,34 @@ function checkJsonValue(value: unknown, path: (string | number)[], ancestors: Se
   ancestors.delete(value);
 }
 
-/** JSON with object keys sorted at every depth, so key order never changes a fingerprint. */
+/**
+ * JSON with object keys sorted at every depth, so key order never changes a fingerprint. Fingerprints
+ * are stored in Redis and compared across versions: this text must never change for any value.
+ * Loops and string appends rather than map/join arrays, and strings JSON leaves as they are quoted
+ * without calling JSON.stringify: it runs on every enqueue that has an idempotency key.
+ */
 export function canonicalJson(value: unknown): string {
-  if (Array.isArray(value)) return `[${value.map(canonicalJson).join(',')}]`;
-  if (typeof value === 'object' && value !== null) {
-    const entries = Object.keys(value)
-      .sort()
-      .map((key) => `${JSON.stringify(key)}:${canonicalJson((value as Record<string, unknown>)[key])}`);
-    return `{${entries.join(',')}}`;
+  if (typeof value === 'string') return jsonString(value);
+  if (typeof value !== 'object' || value === null) return JSON.stringify(value);
+  if (Array.isArray(value)) {
+    let text = '[';
+    for (let i = 0; i < value.length; i++) text += (i === 0 ? '' : ',') + canonicalJson(value[i]);
+    return `${text}]`;
   }
-  return JSON.stringify(value);
+  const keys = Object.keys(value).sort();
+  let text = '{';
+  for (let i = 0; i < keys.length; i++) {
+    text += `${i === 0 ? '' : ','}${jsonString(keys[i])}:${canonicalJson((value as Record<string, unknown>)[keys[i]])}`;
+  }
+  return `${text}}`;
+}
+
+/** Strings JSON.stringify may escape: with '"', '\\', a control character or a surrogate (it escapes lone ones). */
+const JSON_ESCAPED = /["\\\u0000-\u001f\ud800-\udfff]/;
+
+/** JSON.stringify(text), without the call for the strings it would only put in quotes. */
+function jsonString(text: string): string {
+  return JSON_ESCAPED.test(text) ? JSON.stringify(text) : `"${text}"`;
 }
 
 /** A string a caller hands the package to store (a worker's error): at most `maxChars` characters. */

@@ -32,6 +32,8 @@ export class EpochChanged extends Error {
 export class StageSource {
   readonly mode: 'static' | 'managed';
   private staticStage: Stage | undefined;
+  /** Static mode's first two ARGV, built when the stage is set rather than at every call. */
+  private staticArgs: readonly [string, string] = ['', ''];
   private lastStage: Stage | undefined;
   private lastEpoch = '';
 
@@ -42,7 +44,10 @@ export class StageSource {
     private readonly onSeen: (stage: Stage, epoch: string, previous: Stage | undefined) => void = () => {},
   ) {
     this.mode = option === 'managed' ? 'managed' : 'static';
-    if (option !== 'managed') this.staticStage = this.lastStage = option;
+    if (option !== 'managed') {
+      this.staticStage = this.lastStage = option;
+      this.staticArgs = ['', planCode(option)];
+    }
   }
 
   /** The stage calls run under: the static one, or the one scripts last reported (undefined before any). */
@@ -65,12 +70,13 @@ export class StageSource {
     }
     const previous = this.staticStage;
     this.staticStage = this.lastStage = stage;
+    this.staticArgs = ['', planCode(stage)];
     if (previous !== stage) this.onSeen(stage, '', previous);
   }
 
   /** The first two ARGV of a stage-aware script: the selector and, in static mode, the plan. */
-  args(epoch?: string): [string, string] {
-    if (this.mode === 'static') return ['', planCode(this.staticStage!)];
+  args(epoch?: string): readonly [string, string] {
+    if (this.mode === 'static') return this.staticArgs;
     return [epoch || '*', ''];
   }
 

@@ -108,6 +108,22 @@ describe('enqueueMany', () => {
       expect(await evalshaCalls()).toBe(callsBefore);
     });
 
+    it('a hole in the jobs array is an invalid job at its index, before Redis sees the batch', async () => {
+      const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+      await queue.enqueue(job('existing'));
+      const before = await redisState(ctx.redis);
+      const callsBefore = await evalshaCalls();
+      // eslint-disable-next-line no-sparse-arrays
+      const batch = [job('a'), , job('c')] as EnqueueInput[];
+
+      const error = await queue.enqueueMany(batch).catch((e) => e);
+
+      expect(error).toBeInstanceOf(ValidationError);
+      expect(error).toMatchObject({ code: 'VALIDATION', field: 'jobs[1]', rule: 'type', index: 1 });
+      expect(await redisState(ctx.redis)).toEqual(before);
+      expect(await evalshaCalls()).toBe(callsBefore);
+    });
+
     it.each([
       ['a jobId that exists already', [job('a'), job('b'), job('existing')], 2, DuplicateJobError, { layout: 'legacy', jobId: 'existing' }],
       ['a jobId twice in the batch', [job('a'), job('a')], 1, DuplicateJobError, { jobId: 'a' }],

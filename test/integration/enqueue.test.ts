@@ -102,6 +102,27 @@ describe('enqueue', () => {
       expect(await redisState(ctx.redis)).toEqual(before);
     });
 
+    // Fingerprints stay in Redis for the key's TTL, across deploys: these are what earlier versions
+    // stored, so a retry that reaches a newer version must still replay, never conflict.
+    it.each([
+      ['bfcce3af4b832ed4f53db2850c70892f', { type: 't', payload: { b: { d: 3, c: 2 }, a: 1 } }],
+      ['38e1f465daa94ca516b9d3a66a2dc465', { type: 'email.send', jobId: 'job-1', payload: { to: 'user@example.com', template: 'signup', vars: { name: 'Ada', plan: 'pro' } } }],
+      ['f128c0f95596882d28d078fa08d8b863', { type: 't', payload: [1, 'two', null, true, { z: [], y: {} }, -1.5e-7, 1e21] }],
+      ['d20a77e61fb64073506d677f0fadb9b1', { type: 't', payload: { 10: 'ten', 9: 'nine', b: 'x', B: 'y', '\u00e9': 'e', '\u2028': 'ls', 'q"\\\n': 'esc', '\u{1F600}': 'emoji', '': 'empty' } }],
+      ['6a08caaa9c47ad8b04a97dd7faa60ff0', { type: 't', payload: 'a "string" with \u0001 control' }],
+      ['f023bcaa6cdb80d2c4c0a16f2af4cd0c', { type: 't', payload: 42 }],
+      ['6a0da6feb166d2bcaa4b1cf9aa6beb51', { type: 't', payload: null }],
+    ])('replays a key stored with fingerprint %s by an earlier version, writing nothing', async (fingerprint, request) => {
+      const { queue } = await makeQueue(ctx.redis, 'dualwrite');
+      await ctx.redis.set('ws:acme:idem:k', `${fingerprint}:original-1`, 'EX', 500);
+      const before = await redisState(ctx.redis);
+
+      const replay = await queue.enqueue({ workspaceId: 'acme', idempotencyKey: 'k', ...request });
+
+      expect(replay).toEqual({ jobId: 'original-1', created: false });
+      expect(await redisState(ctx.redis)).toEqual(before);
+    });
+
     it('is scoped to the workspace: the same key in another workspace creates another job', async () => {
       const { queue } = await makeQueue(ctx.redis, 'dualwrite');
       const a = await queue.enqueue({ workspaceId: 'ws-a', type: 't', payload: 1, idempotencyKey: 'k' });
