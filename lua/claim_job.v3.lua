@@ -32,7 +32,7 @@
 --   {'MOVED'}                            the entry is no longer near the queue's head: nothing written
 --   {'SET_ASIDE'}                        the entry leads to no job: it moved to KEYS[5]
 --   {'SKIPPED', status}                  the job is not 'queued' (finished or claimed): entry dropped
---                                        (and the job's entry_unfound mark, see the job include)
+--                                        (and the job's entry_unfound mark, see the entry_unfound include)
 --   {'WRONGTYPE', key, expected, actual} nothing written
 --   {'NO_PERMISSION', command, key}      nothing written
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}  managed mode: nothing written
@@ -43,6 +43,7 @@
 -- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
+-- @include entry_unfound.v1.lua
 
 local function run()
   local queueKey, processingKey, claimsKey, asideKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -61,7 +62,11 @@ local function run()
   if not redis.call('LPOS', queueKey, entry, 'MAXLEN', depth) then return {'MOVED'} end
 
   -- Which record this claim starts from, and which layout lacks it (as update_status_dual decides).
-  local job = known and locateJob(legacyKey, newKey, workspaceId) or {}
+  local job = {}
+  if known then
+    job, problem = locateJob(legacyKey, newKey, workspaceId)
+    if problem then return problem end
+  end
   if not job.source then
     problem = refused('LREM', queueKey, '1', entry) or refused('RPUSH', asideKey, entry)
     if problem then return problem end
@@ -70,9 +75,9 @@ local function run()
     return {'SET_ASIDE'}
   end
 
-  local status = redis.call('HGET', job.source, 'status') or ''
+  local status = job.record[STATUS] or ''
   if status ~= 'queued' then
-    -- The entry an update could not find (see entry_unfound in the job include) is gone now.
+    -- The entry an update could not find (see the entry_unfound include) is gone now.
     local unfound = entryUnfound(job)
     problem = refused('LREM', queueKey, '1', entry) or (unfound and clearEntryUnfoundRefused(job))
     if problem then return problem end
@@ -93,7 +98,7 @@ local function run()
   -- attempts counts claims: one more than the record the claim starts from, in every layout.
   local attempts = (tonumber(redis.call('HGET', job.source, 'attempts')) or 0) + 1
   -- The claim starts when the job's updated_at says it did (see writeJob), its deadline from then.
-  local claimedAt = writeJob(job, nowMs, {'status', 'running', 'attempts', attempts})
+  local claimedAt = writeJob(job, nowMs, 'running', {'attempts', attempts})
 
   redis.call('LREM', queueKey, 1, entry)
   redis.call('ZADD', processingKey, tonumber(claimedAt) + tonumber(visibilityMs), entry)

@@ -1,8 +1,8 @@
 #!lua
 -- requeue_job v2: put a job back on the queue as 'queued': a failed or cancelled job, or a running
 -- one whose claim the given worker holds (which the same step ends). Its entry goes on the queue in
--- the stage's form (or, for a job marked entry_unfound, its old entry if it still waits: see the job
--- include), and any retention expiry is taken away, so it cannot expire while it waits.
+-- the stage's form (or, for a job marked entry_unfound, its old entry if it still waits: see the
+-- entry_unfound include), and any retention expiry is taken away, so it cannot expire while it waits.
 -- attempts is left as it is: it counts claims.
 --
 -- @keys 8
@@ -36,6 +36,7 @@
 -- @include stage.v2.lua
 -- @include checks.v1.lua
 -- @include job.v1.lua
+-- @include entry_unfound.v1.lua
 -- @include retention.v1.lua
 
 local function run()
@@ -51,10 +52,13 @@ local function run()
     or wrongType(claimsKey, 'hash') or wrongType(expiriesKey, 'zset')
   if problem then return problem end
 
-  local job = locateJob(legacyKey, newKey, workspaceId)
+  local job, claim
+  job, problem = locateJob(legacyKey, newKey, workspaceId)
+  if problem then return problem end
   if not job.source then return {'NOT_FOUND'} end
-  local previousStatus = redis.call('HGET', job.source, 'status') or ''
-  local claim = findClaim(claimsKey, workspaceId, jobId)
+  local previousStatus = job.record[STATUS] or ''
+  claim, problem = findClaim(claimsKey, workspaceId, jobId)
+  if problem then return problem end
   if previousStatus == 'running' then
     if workerId == '' or (claim and claim.worker) ~= workerId then return {'CLAIM_CONFLICT', claim and claim.worker or ''} end
   elseif previousStatus ~= 'failed' and previousStatus ~= 'cancelled' then
@@ -63,7 +67,9 @@ local function run()
 
   -- Any retention expiry goes (see the retention include). The entry is bare while the legacy
   -- layout is written and the legacy key is this job's (a bare entry is found through it), else named.
-  local retention = retentionPlan(job, expiriesKey, workspaceId, jobId, nil)
+  local retention
+  retention, problem = retentionPlan(job, expiriesKey, workspaceId, jobId, nil)
+  if problem then return problem end
   local entry = (writeLegacy and job.legacy ~= 'foreign') and jobId or member
   -- A job an update took off the queue without finding its entry: if that entry still waits, anywhere
   -- in the queue, it serves again (O(queue length), for such jobs only).
@@ -80,7 +86,7 @@ local function run()
   -- All checks passed; from here on only writes.
   local nowMs = serverNowMs()
   repairJob(job, indexKey, jobId, nowMs)
-  local updatedAt = writeJob(job, nowMs, {'status', 'queued'})
+  local updatedAt = writeJob(job, nowMs, 'queued')
   applyRetention(retention, expiriesKey, nowMs)
   if claim then
     redis.call('ZREM', processingKey, claim.entry)

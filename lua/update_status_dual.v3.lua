@@ -11,13 +11,16 @@
 -- KEYS[3] newKey         hash  ws:<workspaceId>:job:<jobId>; neither read nor written unless the plan writes it
 --                              (in off, only its expiry follows the legacy record's)
 -- KEYS[4] indexKey       zset  gains the job when a repair copies a legacy-only job into the new layout
--- KEYS[5] processingKey  zset  queue:<name>:processing (claim deadlines), see claim_job
--- KEYS[6] claimsKey      hash  queue:<name>:claims, see claim_job
+--                              (touched only then)
+-- KEYS[5] processingKey  zset  queue:<name>:processing (claim deadlines), see claim_job; touched only
+--                              when the update ends a claim
+-- KEYS[6] claimsKey      hash  queue:<name>:claims, see claim_job; read only by a guarded update (a
+--                              workerId) or one to a terminal status
 -- KEYS[7] expiriesKey    zset  queue:<name>:expiries, "<workspaceId>:<jobId>" -> when retention removes it (ms)
 -- KEYS[8] queueKey       list  queue:<name>: loses the job's entry when the job leaves 'queued' here
---                              (searched among the first ENTRY_SEARCH_DEPTH entries only; when it is
---                              not there and the queue is longer, the job is marked entry_unfound:
---                              see the job include)
+--                              (touched only then; searched among the first ENTRY_SEARCH_DEPTH entries
+--                              only; when it is not there and the queue is longer, the job is marked
+--                              entry_unfound: see the entry_unfound include)
 --
 -- ARGV[1] stage selector: '' static (plan in ARGV[2]), '*' managed, '<n>' managed at epoch n only
 -- ARGV[2] the plan in static mode (src/stages.ts planCode)
@@ -41,7 +44,9 @@
 --        actualStatus is then that layout's status
 --   {'CLAIM_CONFLICT', claimant}         the guard's worker does not hold the claim ('' = nobody
 --                                        does): nothing written
---   {'WRONGTYPE', key, expected, actual} a key holds another type: nothing written
+--   {'WRONGTYPE', key, expected, actual} a key the update reads or would write holds another type:
+--                                        nothing written (a key the update does not touch is not
+--                                        looked at, see KEYS)
 --   {'NO_PERMISSION', command, key}      the ACL user may not run a write: nothing written
 --   {'STAGE_UNSET'} | {'EPOCH_CHANGED'}  managed mode: nothing written
 --
@@ -51,6 +56,8 @@
 -- copy of the job the same absolute expiry and notes it in the expiries set, where the sweep
 -- (sweep_expired) finds it; a status without retention takes that expiry away again.
 -- Every check runs before the first write: Redis keeps the writes a failing script already made.
+-- A key's type is learnt from the first read of it (a redis.pcall whose error is WRONGTYPE), or
+-- asked (TYPE) on the paths that write it without reading it first, before the first write.
 
 -- @include stage.v2.lua
 -- @include checks.v1.lua
@@ -59,79 +66,74 @@
 
 local ENTRY_SEARCH_DEPTH = 1000
 
--- The status of a copy of the job this update writes that is not 'queued' (the read origin's
--- first), or nil when every copy is queued: copies another stage left behind can disagree.
-local function notQueuedCopy(job)
-  local copies = {job.source}
-  if job.legacyWritten and job.legacy == 'ours' then copies[#copies + 1] = job.legacyKey end
-  if job.newWritten and job.new then copies[#copies + 1] = job.newKey end
-  for _, key in ipairs(copies) do
-    local copyStatus = redis.call('HGET', key, 'status') or ''
-    if copyStatus ~= 'queued' then return copyStatus end
-  end
-end
-
 local function run()
   local legacyKey, newKey, indexKey, processingKey, claimsKey, expiriesKey = KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6], KEYS[7]
   local queueKey = KEYS[8]
   local workspaceId, jobId, status, expectedStatus, workerGuard = ARGV[3], ARGV[4], ARGV[5], ARGV[6], ARGV[7]
   local terminal = status == 'succeeded' or status == 'failed' or status == 'cancelled'
 
-  local problem = (writeLegacy and wrongType(legacyKey, 'hash'))
-    or (writeNew and wrongType(newKey, 'hash'))
-    or (writeLegacy and writeNew and wrongType(indexKey, 'zset'))
-    or wrongType(processingKey, 'zset')
-    or wrongType(claimsKey, 'hash')
-    or wrongType(expiriesKey, 'zset')
-    or wrongType(queueKey, 'list')
+  local job, problem = locateJob(legacyKey, newKey, workspaceId)
   if problem then return problem end
-
-  local job = locateJob(legacyKey, newKey, workspaceId)
   if not job.source then return {'NOT_FOUND'} end
 
-  local claim = findClaim(claimsKey, workspaceId, jobId)
+  -- The claim matters to a guarded update and to one that finishes the job (the claim ends with it).
+  local claim
+  if workerGuard ~= '' or terminal then
+    claim, problem = findClaim(claimsKey, workspaceId, jobId)
+    if problem then return problem end
+  end
+  local retention
+  retention, problem = retentionPlan(job, expiriesKey, workspaceId, jobId, terminal and retentionSeconds(status, 8))
+  if problem then return problem end
+
   if workerGuard ~= '' and (claim and claim.worker) ~= workerGuard then return {'CLAIM_CONFLICT', claim and claim.worker or ''} end
   local finishing = terminal and claim ~= nil
 
-  local previousStatus = redis.call('HGET', job.source, 'status') or ''
+  local previousStatus = job.record[STATUS] or ''
   if expectedStatus ~= '' and previousStatus ~= expectedStatus then
     return {'STATUS_CONFLICT', previousStatus, expectedStatus, 'expected_status'}
   end
   -- 'queued' without a queue entry would strand the job: no worker would ever take it. Every copy
   -- the update writes must be queued already: a copy a stay in off or complete left behind can
   -- still say 'queued' (and be the read origin) after the job left the queue in the other layout.
+  -- The read origin's status is the one a refusal names.
   if status == 'queued' then
-    local notQueued = notQueuedCopy(job)
-    if notQueued then return {'STATUS_CONFLICT', notQueued, 'queued', 'queued_only'} end
+    for _, record in ipairs({job.record, job.legacyWritten and job.legacyRecord, writeNew and job.newRecord}) do
+      if record and record[STATUS] ~= 'queued' then return {'STATUS_CONFLICT', record[STATUS] or '', 'queued', 'queued_only'} end
+    end
   end
 
   -- A job leaving 'queued' here (cancelled while it waits, or started outside the queue's workers)
   -- leaves the queue too when its entry is near the head, so no entry outlives it (a deeper one is
   -- dropped by the claim that reaches it).
   local leaving = previousStatus == 'queued' and status ~= 'queued'
-  local entry = leaving and waitingEntry(queueKey, job, workspaceId, jobId, ENTRY_SEARCH_DEPTH)
-  local retention = retentionPlan(job, expiriesKey, workspaceId, jobId, retentionSeconds(status, 8))
+  local entry
+  if leaving then
+    entry, problem = waitingEntry(queueKey, job, workspaceId, jobId, ENTRY_SEARCH_DEPTH)
+    if problem then return problem end
+  end
 
-  problem = jobWritesRefused(job, indexKey, jobId)
+  problem = (job.repaired == 'new' and wrongType(indexKey, 'zset'))
+    or (finishing and wrongType(processingKey, 'zset'))
+    or jobWritesRefused(job, indexKey, jobId)
     or (finishing and (refused('ZREM', processingKey, claim.entry) or refused('HDEL', claimsKey, claim.entry)))
-    or retentionRefused(retention, expiriesKey)
+    or (retention and retentionRefused(retention, expiriesKey))
     or (entry and refused('LREM', queueKey, '1', entry))
   if problem then return problem end
 
   -- All checks passed; from here on only writes.
   local nowMs = serverNowMs()
-  repairJob(job, indexKey, jobId, nowMs)
-  local fields = {'status', status}
-  -- Not found near the head of a queue longer than the search: see entry_unfound in the job include.
+  if job.copyFrom then repairJob(job, indexKey, jobId, nowMs) end
+  -- The worker's fields (error, result), and the mark of an entry not found near the head of a
+  -- queue longer than the search (see the entry_unfound include).
+  local more
+  if #ARGV > 10 then more = {unpack(ARGV, 11)} end
   if leaving and not entry and redis.call('LLEN', queueKey) > ENTRY_SEARCH_DEPTH then
-    fields[#fields + 1] = 'entry_unfound'
-    fields[#fields + 1] = '1'
+    more = more or {}
+    more[#more + 1] = 'entry_unfound'
+    more[#more + 1] = '1'
   end
-  for i = 11, #ARGV, 2 do
-    fields[#fields + 1] = ARGV[i]
-    fields[#fields + 1] = ARGV[i + 1]
-  end
-  local updatedAt = writeJob(job, nowMs, fields)
+  local updatedAt = writeJob(job, nowMs, status, more)
 
   if finishing then
     redis.call('ZREM', processingKey, claim.entry)
@@ -139,7 +141,7 @@ local function run()
   end
 
   if entry then redis.call('LREM', queueKey, 1, entry) end
-  local expiresAt = applyRetention(retention, expiriesKey, nowMs)
+  local expiresAt = retention and applyRetention(retention, expiriesKey, nowMs) or ''
 
   return {'UPDATED', previousStatus, job.repaired, updatedAt, finishing and '1' or '0', job.legacy == 'foreign' and '1' or '0', expiresAt}
 end

@@ -27,7 +27,7 @@ export const SCRIPT = {
   enqueue: 'enqueue_dual.v3',
   enqueueMany: 'enqueue_many_dual.v3',
   updateStatus: 'update_status_dual.v3',
-  read: 'read_with_fallback.v3',
+  read: 'read_with_fallback.v4',
   listPage: 'list_index_page.v3',
   claim: 'claim_job.v3',
   recoverStalled: 'recover_stalled.v3',

@@ -112,7 +112,22 @@ export async function readJobs(
   const { reply, plan, stage } = await runStaged(ctx, SCRIPT.read, keys, [workspaceId], epoch);
   if (reply[0] !== 'OK') throw errorForReply(reply, { workspaceId, jobId: '' });
 
-  return (reply[1] as [string, string[], string, string[]][]).map(([source, fields, divergence, differing], i) => {
+  // One flat list: per job its source, divergence, the differing field names and the fields, each
+  // list after its length (see the script's header).
+  const flat = reply as (string | number)[];
+  let at = 1;
+  const take = (): string[] => {
+    const count = Number(flat[at]);
+    const values = flat.slice(at + 1, at + 1 + count) as string[];
+    at += 1 + count;
+    return values;
+  };
+  return jobIds.map((jobId) => {
+    const source = String(flat[at]);
+    const divergence = String(flat[at + 1]);
+    at += 2;
+    const differing = take();
+    const fields = take();
     if (divergence) {
       ctx.metrics.divergences.inc({ kind: divergence });
       ctx.logger.warn('redis-dual-write: layouts differ', {
@@ -127,7 +142,7 @@ export async function readJobs(
       ctx.metrics.readFallbacks.inc({ operation });
       ctx.logger.info('redis-dual-write: read fell back to the legacy layout', { operation, stage });
     }
-    const { job, corrupt } = decodeJob({ jobId: jobIds[i], source: source as Job['source'], fields });
+    const { job, corrupt } = decodeJob({ jobId, source: source as Job['source'], fields });
     if (corrupt) {
       ctx.metrics.divergences.inc({ kind: 'corrupt_record' });
       ctx.logger.warn('redis-dual-write: job payload is not JSON; returned as text', { operation, source });

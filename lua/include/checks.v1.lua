@@ -1,11 +1,20 @@
 -- checks v1 (an include, not a script): the checks every writing script makes before its first
 -- write, and the server's clock. Redis keeps the writes a failing script already made, so a script
--- asks about every key's type and every write's ACL first, then writes.
+-- learns every key's type (from a read it makes anyway, or TYPE) and asks about every write's ACL
+-- first, then writes.
 
 -- A reply saying `key` holds another type than `expected`, or nil when it holds that type or nothing.
 local function wrongType(key, expected)
   local actual = redis.call('TYPE', key)['ok']
   if actual ~= 'none' and actual ~= expected then return {'WRONGTYPE', key, expected, actual} end
+end
+
+-- The reply to a read made with redis.pcall that failed: WRONGTYPE when `key` holds another type
+-- than `expected` (so a read the script makes anyway stands in for a TYPE call); any other failure,
+-- an ACL refusal, is raised as redis.call would have raised it.
+local function readFailure(key, expected, failure)
+  if string.sub(failure['err'], 1, 9) ~= 'WRONGTYPE' then error(failure) end
+  return {'WRONGTYPE', key, expected, redis.call('TYPE', key)['ok']}
 end
 
 -- A reply saying the ACL user may not run this write, or nil. Redis checks ACLs at each command, so

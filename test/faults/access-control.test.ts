@@ -86,7 +86,7 @@ describe('scenario 7: access control', () => {
       }
     }
 
-    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v3' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v4' })).toBe(1);
     // Nothing refused but the SCRIPT LOAD that ready() tries before it checks the deploy user's preload.
     expect(await refusals()).toEqual(['service command script|load']);
     const report = await checkInvariants(ctx.redis, { layouts: 'any', layoutsAgree: false });

@@ -260,6 +260,72 @@ describe('getJob', () => {
         expect(await divergences(registry)).toEqual({ ...NO_DIVERGENCE, field_mismatch: 1 });
         expect(await fallbacks(registry, 'get_job')).toBe(0);
       });
+
+      it(`in ${stage}, records holding the same fields in another order agree: no divergence`, async () => {
+        const logger = { debug: jest.fn(), info: jest.fn(), warn: jest.fn(), error: jest.fn() };
+        const { queue, registry } = await makeQueue(ctx.redis, stage, { logger });
+        const job = record('j1');
+        await putLegacy(job);
+        // The same fields and values, added in reverse order: a hash keeps the order of its fields.
+        await ctx.redis.hset('ws:acme:job:j1', ...Object.entries(jobFields(job)).reverse().flat());
+        const before = await redisState(ctx.redis);
+
+        const read = await queue.getJob({ workspaceId: 'acme', jobId: 'j1' });
+
+        expect(read).toEqual(asJob(job, stage === 'shadow' ? 'legacy' : 'new'));
+        expect(await redisState(ctx.redis)).toEqual(before);
+        expect(await divergences(registry)).toEqual(NO_DIVERGENCE);
+        expect(logger.warn).not.toHaveBeenCalled();
+      });
+
+      it(`in ${stage}, the differing fields are named, sorted: changed, only in legacy, only in new`, async () => {
+        const logger = { debug: jest.fn(), info: jest.fn(), warn: jest.fn(), error: jest.fn() };
+        const { queue, registry } = await makeQueue(ctx.redis, stage, { logger });
+        const legacy = record('j1');
+        await putLegacy(legacy);
+        await ctx.redis.hset('job:j1', 'zeta', 'legacy only');
+        await putNew({ ...legacy, status: 'failed', type: 'sms.send' });
+        await ctx.redis.hset('ws:acme:job:j1', 'alpha', 'new only');
+
+        await queue.getJob({ workspaceId: 'acme', jobId: 'j1' });
+
+        expect(await divergences(registry)).toEqual({ ...NO_DIVERGENCE, field_mismatch: 1 });
+        expect(logger.warn.mock.calls).toEqual([
+          ['redis-dual-write: layouts differ', { operation: 'get_job', kind: 'field_mismatch', differingFields: ['alpha', 'status', 'type', 'zeta'], stage }],
+        ]);
+      });
+
+      it(`in ${stage}, a page of jobs each differing in its own way reads each job with its own divergence`, async () => {
+        const logger = { debug: jest.fn(), info: jest.fn(), warn: jest.fn(), error: jest.fn() };
+        const { queue, registry } = await makeQueue(ctx.redis, stage, { logger });
+        const same = record('a-same', { createdAt: T0 + 4 });
+        const changed = record('b-changed', { createdAt: T0 + 3 });
+        const legacyOnly = record('c-legacy', { createdAt: T0 + 2 });
+        const newOnly = record('d-new', { createdAt: T0 + 1 });
+        for (const job of [same, changed, legacyOnly]) await putLegacy(job);
+        await putNew(same);
+        await putNew({ ...changed, payload: { other: true } });
+        await putNew(newOnly);
+        for (const job of [same, changed, legacyOnly, newOnly]) await putIndex('acme', job.id, job.createdAt);
+
+        const { jobs } = await queue.listJobs({ workspaceId: 'acme' });
+
+        const origin = stage === 'shadow' ? 'legacy' : 'new';
+        expect(jobs).toEqual(
+          stage === 'shadow'
+            ? [asJob(same, origin), asJob(changed, origin), asJob(legacyOnly, 'legacy')]
+            : [asJob(same, origin), asJob({ ...changed, payload: { other: true } }, origin), asJob(legacyOnly, 'legacy'), asJob(newOnly, 'new')],
+        );
+        // In shadow the new-only job has no record at the read origin: its index entry is an orphan.
+        const orphans = stage === 'shadow' ? 1 : 0;
+        expect(await divergences(registry)).toEqual({ ...NO_DIVERGENCE, field_mismatch: 1, missing_new: 1, missing_legacy: 1, index_orphan: orphans });
+        const differ = logger.warn.mock.calls.filter(([message]) => message === 'redis-dual-write: layouts differ');
+        expect(differ.map(([, facts]) => [facts.kind, facts.differingFields])).toEqual([
+          ['field_mismatch', ['payload']],
+          ['missing_new', []],
+          ['missing_legacy', []],
+        ]);
+      });
     }
   });
 

@@ -35,9 +35,9 @@ describe('script registry', () => {
     expect(updated.previousStatus).toBe('queued');
     expect(job?.status).toBe('running');
     expect(page.jobs.map((j) => j.id)).toEqual([jobId]);
-    for (const script of ['enqueue_dual.v3', 'update_status_dual.v3', 'read_with_fallback.v3', 'list_index_page.v3']) {
+    for (const script of ['enqueue_dual.v3', 'update_status_dual.v3', 'read_with_fallback.v4', 'list_index_page.v3']) {
       const reloads = await metricValue(registry, 'dualwrite_script_reloads_total', { script });
-      expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v3' ? 2 : 1 });
+      expect({ script, reloads }).toEqual({ script, reloads: script === 'read_with_fallback.v4' ? 2 : 1 });
     }
     expect(warnings.filter((w) => w.includes('NOSCRIPT'))).toHaveLength(5);
     expect(await metricValue(registry, 'dualwrite_operations_total', { operation: 'enqueue', outcome: 'error' })).toBe(0);
@@ -54,7 +54,7 @@ describe('script registry', () => {
     const job = await queue.getJob({ workspaceId: 'acme', jobId });
 
     expect(job?.payload).toEqual({ kept: true });
-    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v3' })).toBe(1);
+    expect(await metricValue(registry, 'dualwrite_script_reloads_total', { script: 'read_with_fallback.v4' })).toBe(1);
     expect(await redisState(ctx.redis)).toEqual(before);
   });
 

@@ -13,7 +13,7 @@ describe('lua/ and its manifest', () => {
 
   it('holds the core scripts, each named <name>.v<N>.lua', () => {
     expect(scriptFiles.sort()).toEqual(
-      expect.arrayContaining(['enqueue_dual.v3.lua', 'read_with_fallback.v3.lua', 'update_status_dual.v3.lua']),
+      expect.arrayContaining(['enqueue_dual.v3.lua', 'read_with_fallback.v4.lua', 'update_status_dual.v3.lua']),
     );
     for (const file of scriptFiles) expect(file).toMatch(/^[a-z][a-z0-9_]*\.v[1-9][0-9]*\.lua$/);
   });
