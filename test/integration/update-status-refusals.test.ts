@@ -109,7 +109,7 @@ describe('updateStatus refusals and the keys it looks at', () => {
       const state = await redisState(ctx.redis);
       const failed = jobHash(record({ status: 'failed', updatedAt: freshUpdatedAt(state, written, before, after) }));
       expect(state).toEqual({
-        [LEGACY]: stage === 'complete' ? jobHash(record({ status: 'running' })) : failed,
+        [LEGACY]: failed, // in complete too: the legacy twin follows the job
         [NEW]: stage === 'off' ? jobHash(record({ status: 'running' })) : failed,
         [QUEUE]: hash({ not: 'a list' }),
         [PROCESSING]: str('not a zset'),
@@ -131,7 +131,7 @@ describe('updateStatus refusals and the keys it looks at', () => {
       const state = await redisState(ctx.redis);
       const running = jobHash(record({ status: 'running', updatedAt: freshUpdatedAt(state, written, before, after) }));
       expect(state).toEqual({
-        [LEGACY]: stage === 'complete' ? jobHash(record()) : running,
+        [LEGACY]: running, // in complete too: the legacy twin follows the job
         [NEW]: stage === 'off' ? jobHash(record()) : running,
         [QUEUE]: list('j0'),
         [CLAIMS]: str('not a hash'),
@@ -163,7 +163,7 @@ describe('updateStatus refusals and the keys it looks at', () => {
     const rules = () => serviceAclRules('', { serverVersion: version });
 
     const writes: [string, string, 'queued' | 'running', Omit<UpdateStatusInput, 'workspaceId' | 'jobId'>, (stage: Stage) => string][] = [
-      ['HSET', 'the job records', 'queued', { status: 'running' }, (stage) => (stage === 'complete' ? NEW : LEGACY)],
+      ['HSET', 'the job records', 'queued', { status: 'running' }, () => LEGACY], // in complete, the legacy twin's first
       ['LREM', 'the queue entry', 'queued', { status: 'running' }, () => QUEUE],
       ['ZREM', 'the processing entry of the claim it ends', 'running', { status: 'succeeded', workerId: 'w1' }, () => PROCESSING],
     ];
