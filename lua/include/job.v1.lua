@@ -54,6 +54,8 @@ local function locateJob(legacyKey, newKey, workspaceId)
   local twinFollows = writeNew and not writeLegacy
   if twinFollows and job.newRecord then
     local values = redis.pcall('HMGET', legacyKey, 'status', 'updated_at', 'workspace_id')
+    -- Another type is no twin; any other error (an ACL refusal) is raised, as redis.call would.
+    if values['err'] and string.sub(values['err'], 1, 9) ~= 'WRONGTYPE' then error(values) end
     if not values['err'] and values[3] == workspaceId then job.legacy, job.legacyRecord = 'ours', values end
   end
   local both = writeLegacy and writeNew
