@@ -159,12 +159,6 @@ local function findClaim(claimsKey, workspaceId, jobId)
   end
 end
 
--- Whether job:<jobId> holds this workspace's job, asked whatever the plan (in complete bare entries
--- still lead to it); a key of another type is not.
-local function legacyIsOurs(legacyKey, workspaceId)
-  return redis.call('TYPE', legacyKey)['ok'] == 'hash' and redis.call('HGET', legacyKey, 'workspace_id') == workspaceId
-end
-
 -- The queue entry of this job, if it waits within the first `depth` entries (0: the whole queue):
 -- the named form, or the bare jobId when job:<jobId> is this workspace's (a bare entry is found
 -- through it); the WRONGTYPE reply second when the queue key holds another type. The form the stage
@@ -173,12 +167,14 @@ end
 -- it later (or, once the job is gone, sets it aside).
 local function waitingEntry(queueKey, job, workspaceId, jobId, depth)
   local named = workspaceId .. ':' .. jobId
-  -- While the plan writes the legacy layout, locateJob knows whose job:<jobId> is.
+  -- locateJob knows whose job:<jobId> is, in complete too (the twin), and a bare entry leads only
+  -- to this workspace's.
   local first, second = named, nil
-  if writeLegacy and job.legacy == 'ours' then first, second = jobId, named end
+  if job.legacy == 'ours' then
+    if writeLegacy then first, second = jobId, named else second = jobId end
+  end
   local at = redis.pcall('LPOS', queueKey, first, 'MAXLEN', depth)
   if type(at) == 'table' then return nil, readFailure(queueKey, 'list', at) end
   if at then return first end
-  if not writeLegacy and legacyIsOurs(job.legacyKey, workspaceId) then second = jobId end
   if second and redis.call('LPOS', queueKey, second, 'MAXLEN', depth) then return second end
 end
